@@ -1,0 +1,1 @@
+"""policyloop_common."""

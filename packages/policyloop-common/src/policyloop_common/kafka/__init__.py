@@ -1,0 +1,1 @@
+"""Thin layer over confluent-kafka shared by the services."""

@@ -1,0 +1,73 @@
+"""The policy object of the contract and its closed vocabularies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PolicyStatus(StrEnum):
+    """Lifecycle of a policy: pending_review -> active -> superseded | retired | rejected."""
+
+    PENDING_REVIEW = "pending_review"
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    RETIRED = "retired"
+    REJECTED = "rejected"
+
+
+class PolicyCategory(StrEnum):
+    """What kind of lesson a policy teaches; a closed set documented in docs/policies.md."""
+
+    SCHEMA_MAPPING = "schema_mapping"
+    BUSINESS_LOGIC = "business_logic"
+    QUERY_CONSTRUCTION = "query_construction"
+    DATA_INTERPRETATION = "data_interpretation"
+    RESPONSE_FORMAT = "response_format"
+    OTHER = "other"
+
+
+class PolicyPriority(StrEnum):
+    """How strongly the assistant should weigh a policy."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class GeneratorInfo(BaseModel):
+    """Which provider and model produced a policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(max_length=64)
+    model: str = Field(max_length=128)
+
+
+class PolicyContent(BaseModel):
+    """The part of a policy a provider writes: the lesson itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: PolicyCategory
+    priority: PolicyPriority
+    rule: str = Field(min_length=1, max_length=2000)
+    correct_mapping: str | None = Field(default=None, max_length=1000)
+    missing_knowledge: str = Field(default="", max_length=2000)
+    examples: list[str] = Field(default_factory=list, max_length=10)
+    rationale: str = Field(default="", max_length=2000)
+
+
+class Policy(PolicyContent):
+    """A policy as events carry it and the store serves it (CONTRACT.md, "The policy object")."""
+
+    policy_id: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=1)
+    status: PolicyStatus
+    source_feedback_ids: list[str] = Field(default_factory=list)
+    support_count: int = Field(ge=0)
+    created_at: datetime
+    updated_at: datetime
+    generator: GeneratorInfo

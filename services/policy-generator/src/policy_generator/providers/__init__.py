@@ -1,0 +1,1 @@
+"""Providers that turn a feedback and its candidate policies into a decision."""

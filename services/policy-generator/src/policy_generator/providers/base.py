@@ -1,0 +1,68 @@
+"""The one interface every provider implements, and the decision it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from policyloop_common.events import TokenUsage
+from policyloop_common.policy import Policy, PolicyContent
+
+from policy_generator.context import GenerationContext
+
+
+class Verdict(StrEnum):
+    """What a provider concluded about one feedback."""
+
+    NEW = "NEW"
+    DUPLICATE = "DUPLICATE"
+    NOT_ACTIONABLE = "NOT_ACTIONABLE"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An existing policy similar to the feedback, shown to the provider under a short integer id."""
+
+    index: int
+    policy: Policy
+    similarity: float
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """Everything a provider may use to decide: the bounded context and the candidates."""
+
+    context: GenerationContext
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProviderDecision:
+    """A provider's answer. ``duplicate_of`` is a candidate index; ``policy`` is set for NEW."""
+
+    verdict: Verdict
+    reasoning: str
+    policy: PolicyContent | None = None
+    duplicate_of: int | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    llm_calls: int = 0
+
+
+class ProviderError(Exception):
+    """A provider could not decide; ``retriable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class PolicyProvider(Protocol):
+    """Decides what one feedback teaches."""
+
+    name: str
+    model: str
+
+    def decide(self, request: DecisionRequest) -> ProviderDecision:
+        """Return the decision for ``request`` or raise ProviderError."""
+        ...

@@ -60,9 +60,9 @@ def event_key(payload: BaseModel) -> str:
     return getattr(payload, "feedback_id", None) or payload.policy_id  # type: ignore[attr-defined]
 
 
-def encode(payload: BaseModel, *, source: str, event_id: str | None = None,
-           time: datetime | None = None, trace_id: str | None = None) -> OutgoingEvent:
-    """Serialize ``payload`` as a binary-mode CloudEvent for its own topic."""
+def encode(payload: BaseModel, *, source: str, event_id: str | None = None, time: datetime | None = None,
+           trace_id: str | None = None, topic: str | None = None) -> OutgoingEvent:
+    """Serialize ``payload`` as a binary-mode CloudEvent for its own topic (or ``topic``, where configured)."""
     event_id = event_id or str(uuid.uuid4())
     moment = (time or datetime.now(UTC)).astimezone(UTC)
     headers: Headers = [
@@ -77,7 +77,7 @@ def encode(payload: BaseModel, *, source: str, event_id: str | None = None,
     if trace_id:
         headers.append(("ce_traceparent", trace_id.encode()))
     return OutgoingEvent(
-        topic=type(payload).topic,  # type: ignore[attr-defined]
+        topic=topic or type(payload).topic,  # type: ignore[attr-defined]
         key=event_key(payload).encode(),
         value=payload.model_dump_json().encode(),
         headers=headers,

@@ -1,0 +1,36 @@
+# policyloop — the two commands that matter: `make up` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: help up down status test unit integration e2e schemas schemas-check lint env deps
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+deps: ## install what is missing: uv, the Python environment, Kafka's jars, PostgreSQL
+	@bash tools/bootstrap.sh
+
+up: deps ## start Kafka, PostgreSQL and the three services; idempotent; shows the example policy
+	@$(RUN) python -m tools.local_stack up
+
+down: ## stop everything; the data stays
+	@$(RUN) python -m tools.local_stack down
+
+status: ## show which processes of the stack run
+	@$(RUN) python -m tools.local_stack status
+
+test: deps ## every test: unit, integration and end to end, on real Kafka and PostgreSQL
+	@$(RUN) python -m tools.event_schemas --check
+	@$(RUN) pytest $(PYTEST_ARGS)
+
+unit: deps ## only the tests that need no servers
+	@$(RUN) pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+schemas: ## regenerate schemas/ from the event models
+	@$(RUN) python -m tools.event_schemas
+
+lint: ## ruff over the workspace
+	@$(RUN) ruff check .

@@ -1,0 +1,49 @@
+"""Request and response bodies of feedback-api."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from policyloop_common.events import MAX_TEXT, FeedbackContext, Rating
+
+
+class FeedbackRequest(BaseModel):
+    """``POST /v1/feedback`` body; the submitting user comes from the token, never from here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: str = Field(min_length=1, max_length=256)
+    message_id: str = Field(min_length=1, max_length=256)
+    rating: Rating
+    comment: str | None = Field(default=None, max_length=MAX_TEXT)
+    context: FeedbackContext
+
+    @model_validator(mode="after")
+    def _comment_required_for_negative(self) -> FeedbackRequest:
+        """A negative rating must say what was wrong: that is the lesson."""
+        if self.rating is Rating.NEGATIVE and not (self.comment or "").strip():
+            raise ValueError("comment is required for a negative rating")
+        return self
+
+
+class FeedbackAccepted(BaseModel):
+    """``202`` body: the feedback is durably in Kafka."""
+
+    feedback_id: str
+    auto_generate_triggered: bool
+    message: str
+    status_url: str
+
+
+class ErrorInfo(BaseModel):
+    """The error object of the contract."""
+
+    code: str
+    message: str
+    details: object | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {...}}``."""
+
+    error: ErrorInfo

@@ -1,0 +1,39 @@
+"""policy-generator settings, from the environment."""
+
+from __future__ import annotations
+
+import socket
+from typing import Literal
+
+from pydantic import Field
+
+from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC
+from policyloop_common.settings import ServiceSettings
+
+
+class GeneratorSettings(ServiceSettings):
+    """Everything policy-generator reads from its environment."""
+
+    service_name: str = "policy-generator"
+    policy_generator_host: str = "127.0.0.1"
+    policy_generator_port: int = 8002
+
+    generator_group_id: str = "policy-generator"
+    # Stable per instance (a StatefulSet pod name, say) so that a restarted instance fences its zombie.
+    generator_transactional_id: str = Field(default_factory=lambda: f"policy-generator-{socket.gethostname()}")
+    feedback_topic: str = FEEDBACK_SUBMITTED_TOPIC
+    decisions_topic: str = POLICY_DECISIONS_TOPIC
+    reviews_topic: str = POLICY_REVIEWS_TOPIC
+    generator_batch_size: int = Field(default=50, ge=1, le=1000)
+    generator_poll_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    llm_provider: Literal["auto", "offline", "openai"] = "auto"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_temperature: float = Field(default=0.3, ge=0, le=2)
+    openai_timeout_seconds: float = Field(default=30.0, gt=0)
+    openai_max_attempts: int = Field(default=3, ge=1, le=10)
+
+    candidate_count: int = Field(default=5, ge=1, le=20)
+    duplicate_threshold: float = Field(default=0.62, gt=0, le=1)

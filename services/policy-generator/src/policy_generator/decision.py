@@ -1,0 +1,123 @@
+"""From one FeedbackSubmitted to exactly one decision event, using the policy index and a provider."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from policyloop_common.events import (
+    DecisionDetails,
+    DecisionEvent,
+    DecisionKind,
+    FeedbackSubmitted,
+    PolicyGenerated,
+    PolicyGenerationFailed,
+    PolicySkipped,
+    Rating,
+    SkipReason,
+)
+from policyloop_common.policy import GeneratorInfo, Policy, PolicyStatus
+from policyloop_common.text_matching import schema_objects
+
+from policy_generator.context import build_context
+from policy_generator.dedup import find_duplicate, rank_candidates
+from policy_generator.metrics import DECISION_SECONDS, DECISIONS, LLM_CALLS, LLM_TOKENS
+from policy_generator.policy_index import PolicyIndex
+from policy_generator.providers.base import DecisionRequest, PolicyProvider, ProviderError, Verdict
+
+log = logging.getLogger(__name__)
+
+# Policy ids derive from the feedback that created them, so reprocessing a feedback yields the same id.
+_POLICY_NAMESPACE = uuid.UUID("0b8f5f0e-3c1d-4d8e-8f7a-5a2b1c9d7e60")
+
+
+def policy_id_for(feedback_id: str) -> str:
+    """The id of the policy a feedback creates."""
+    return str(uuid.uuid5(_POLICY_NAMESPACE, feedback_id))
+
+
+@dataclass
+class DecisionMaker:
+    """Decides one feedback at a time against the current index."""
+
+    index: PolicyIndex
+    provider: PolicyProvider
+    candidate_count: int = 5
+    duplicate_threshold: float = 0.62
+
+    def decide(self, feedback: FeedbackSubmitted) -> DecisionEvent:
+        """The decision event for ``feedback``; provider failures become PolicyGenerationFailed."""
+        started = time.perf_counter()
+        event = self._decide(feedback)
+        kind = event.decision.kind.value if not isinstance(event, PolicyGenerationFailed) else "failed"
+        DECISIONS.labels(kind).inc()
+        DECISION_SECONDS.observe(time.perf_counter() - started)
+        return event
+
+    def _decide(self, feedback: FeedbackSubmitted) -> DecisionEvent:
+        if feedback.rating is Rating.POSITIVE:
+            return PolicySkipped(
+                feedback_id=feedback.feedback_id, reason=SkipReason.POSITIVE_FEEDBACK,
+                explanation="Positive feedback confirms the answer; there is nothing to correct.",
+                decision=self._details(DecisionKind.POSITIVE, "positive rating"),
+            )
+        context = build_context(feedback)
+        candidates = rank_candidates(context, self.index.policies(), k=self.candidate_count)
+        objects = sorted(schema_objects(" ".join([context.comment, *context.sql_queries])))
+        best = candidates[0].similarity if candidates else None
+        candidate_ids = [candidate.policy.policy_id for candidate in candidates]
+
+        # Fast path: a near-verbatim repeat of a known lesson needs no model call.
+        duplicate = find_duplicate(candidates, self.duplicate_threshold)
+        if duplicate is not None:
+            return PolicySkipped(
+                feedback_id=feedback.feedback_id, reason=SkipReason.DUPLICATE_POLICY,
+                duplicate_of=duplicate.policy.policy_id,
+                explanation=f"Already covered by policy {duplicate.policy.policy_id}: {duplicate.policy.rule}",
+                decision=self._details(DecisionKind.DUPLICATE, "similarity above the duplicate threshold",
+                                       candidate_ids, best, objects),
+            )
+        try:
+            verdict = self.provider.decide(DecisionRequest(context=context, candidates=candidates))
+        except ProviderError as error:
+            log.error("provider failed after its retries", extra={"error": str(error)})
+            return PolicyGenerationFailed(feedback_id=feedback.feedback_id, error_class=type(error).__name__,
+                                          error_message=str(error)[:4000],
+                                          attempts=getattr(self.provider, "max_attempts", 1))
+        LLM_CALLS.labels(self.provider.name).inc(verdict.llm_calls)
+        LLM_TOKENS.labels(self.provider.name, "prompt").inc(verdict.usage.prompt_tokens)
+        LLM_TOKENS.labels(self.provider.name, "completion").inc(verdict.usage.completion_tokens)
+
+        details = dict(candidate_ids=candidate_ids, best_similarity=best, schema_objects=objects,
+                       llm_calls=verdict.llm_calls, usage=verdict.usage)
+        if verdict.verdict is Verdict.DUPLICATE and verdict.duplicate_of is not None:
+            original = candidates[verdict.duplicate_of].policy
+            return PolicySkipped(
+                feedback_id=feedback.feedback_id, reason=SkipReason.DUPLICATE_POLICY,
+                duplicate_of=original.policy_id, explanation=verdict.reasoning,
+                decision=self._details(DecisionKind.DUPLICATE, verdict.reasoning, **details),
+            )
+        if verdict.verdict is Verdict.NEW and verdict.policy is not None:
+            now = datetime.now(UTC)
+            policy = Policy(
+                **verdict.policy.model_dump(), policy_id=policy_id_for(feedback.feedback_id), version=1,
+                status=PolicyStatus.PENDING_REVIEW, source_feedback_ids=[feedback.feedback_id], support_count=1,
+                created_at=now, updated_at=now,
+                generator=GeneratorInfo(provider=self.provider.name, model=self.provider.model),
+            )
+            return PolicyGenerated(feedback_id=feedback.feedback_id, policy=policy,
+                                   decision=self._details(DecisionKind.NEW, verdict.reasoning, **details))
+        return PolicySkipped(
+            feedback_id=feedback.feedback_id, reason=SkipReason.NOT_ACTIONABLE, explanation=verdict.reasoning,
+            decision=self._details(DecisionKind.NOT_ACTIONABLE, verdict.reasoning, **details),
+        )
+
+    def _details(self, kind: DecisionKind, explanation: str, candidate_ids: list[str] | None = None,
+                 best_similarity: float | None = None, schema_objects: list[str] | None = None,
+                 **extra) -> DecisionDetails:
+        return DecisionDetails(kind=kind, provider=self.provider.name, model=self.provider.model,
+                               explanation=explanation[:4000], candidate_policy_ids=candidate_ids or [],
+                               best_similarity=best_similarity, schema_objects=schema_objects or [], **extra)

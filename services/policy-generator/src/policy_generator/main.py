@@ -1,0 +1,89 @@
+"""policy-generator: the worker, the policy feed, and a small HTTP server for health and metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from fastapi import FastAPI
+
+from policyloop_common.errors import install_error_handlers
+from policyloop_common.health import health_router
+from policyloop_common.logging import configure_logging
+from policyloop_common.metrics import metrics_router
+
+from policy_generator.config import GeneratorSettings
+from policy_generator.decision import DecisionMaker
+from policy_generator.policy_feed import PolicyFeed
+from policy_generator.policy_index import PolicyIndex
+from policy_generator.providers.factory import build_provider
+from policy_generator.worker import GeneratorWorker
+
+log = logging.getLogger(__name__)
+INDEX_LOAD_TIMEOUT_SECONDS = 120
+
+
+def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
+    """The health/metrics app; its lifespan runs the feed and the worker."""
+    settings = settings or GeneratorSettings()
+    kafka = settings.kafka_config()
+    admin = AdminClient(kafka)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        index = PolicyIndex()
+        feed = PolicyFeed(kafka, [settings.decisions_topic, settings.reviews_topic], index)
+        feed.start()
+        # Deciding before the index is loaded would create duplicates of policies we cannot see yet.
+        if not feed.wait_caught_up(INDEX_LOAD_TIMEOUT_SECONDS):
+            log.warning("policy index not fully loaded in time; starting anyway")
+        provider = build_provider(settings)
+        log.info("provider ready", extra={"provider": provider.name, "model": provider.model})
+        decider = DecisionMaker(index=index, provider=provider, candidate_count=settings.candidate_count,
+                                duplicate_threshold=settings.duplicate_threshold)
+        worker = GeneratorWorker(kafka, group_id=settings.generator_group_id,
+                                 transactional_id=settings.generator_transactional_id,
+                                 feedback_topic=settings.feedback_topic, decisions_topic=settings.decisions_topic,
+                                 decision_maker=decider, batch_size=settings.generator_batch_size,
+                                 poll_timeout=settings.generator_poll_timeout_seconds)
+        worker.start()
+        app.state.feed, app.state.worker = feed, worker
+        try:
+            yield
+        finally:
+            worker.stop()
+            feed.stop()
+
+    def kafka_reachable() -> bool:
+        try:
+            admin.list_topics(timeout=2)
+        except KafkaException:
+            return False
+        return True
+
+    app = FastAPI(title="policyloop policy-generator", version="1.0.0", lifespan=lifespan,
+                  description="Health and metrics of the policy generator.")
+    install_error_handlers(app)
+    app.include_router(health_router({
+        "kafka": kafka_reachable,
+        "policy_index": lambda: app.state.feed.caught_up and app.state.feed.alive,
+        "worker": lambda: app.state.worker.alive,
+    }))
+    app.include_router(metrics_router())
+    return app
+
+
+def run() -> None:
+    """Run the generator with its health server on POLICY_GENERATOR_PORT."""
+    settings = GeneratorSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.policy_generator_host, port=settings.policy_generator_port,
+                log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    run()

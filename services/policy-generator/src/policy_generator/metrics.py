@@ -1,0 +1,11 @@
+"""policy-generator's own Prometheus metrics."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DECISIONS = Counter("policyloop_generator_decisions_total", "Decisions published, by kind", ["kind"])
+DECISION_SECONDS = Histogram("policyloop_generator_decision_seconds", "Time to decide one feedback",
+                             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60))
+LLM_CALLS = Counter("policyloop_generator_llm_calls_total", "HTTP calls made to the LLM", ["provider"])
+LLM_TOKENS = Counter("policyloop_generator_llm_tokens_total", "Tokens spent", ["provider", "kind"])
+TRANSACTIONS = Counter("policyloop_generator_transactions_total", "Kafka transactions, by outcome", ["outcome"])
+KNOWN_POLICIES = Gauge("policyloop_generator_known_policies", "Policies in the generator's index")

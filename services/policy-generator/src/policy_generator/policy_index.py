@@ -1,0 +1,120 @@
+"""The generator's own view of existing policies, rebuilt from the decision and review topics.
+
+Services share no tables: the generator learns which policies exist by reading the events that created
+and changed them. Decisions of the current transaction are staged, visible to later feedback of the same
+batch, and either kept on commit or dropped on abort.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from policyloop_common.events import (
+    PolicyGenerated,
+    PolicyGenerationFailed,
+    PolicyReviewed,
+    PolicySkipped,
+    ReviewAction,
+    SkipReason,
+)
+from policyloop_common.policy import Policy, PolicyStatus
+
+_REVIEW_STATUS = {
+    ReviewAction.APPROVE: PolicyStatus.ACTIVE,
+    ReviewAction.REJECT: PolicyStatus.REJECTED,
+    ReviewAction.RETIRE: PolicyStatus.RETIRED,
+}
+
+IndexedEvent = PolicyGenerated | PolicySkipped | PolicyGenerationFailed | PolicyReviewed
+
+
+class PolicyIndex:
+    """Policies by id and the feedback ids already decided; safe to read and write from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._policies: dict[str, Policy] = {}
+        self._decided: set[str] = set()
+        self._staged: list[IndexedEvent] = []
+
+    def apply(self, event: IndexedEvent) -> None:
+        """Apply a committed event; applying the same event twice changes nothing."""
+        with self._lock:
+            self._apply(event)
+
+    def stage(self, event: IndexedEvent) -> None:
+        """Apply a decision of the open transaction, remembered so that an abort can drop it."""
+        with self._lock:
+            self._staged.append(event)
+
+    def commit_staged(self) -> None:
+        """The transaction committed: its decisions become part of the index."""
+        with self._lock:
+            for event in self._staged:
+                self._apply(event)
+            self._staged.clear()
+
+    def discard_staged(self) -> None:
+        """The transaction aborted: forget its decisions."""
+        with self._lock:
+            self._staged.clear()
+
+    def is_decided(self, feedback_id: str) -> bool:
+        """True when a decision for this feedback is committed or staged."""
+        with self._lock:
+            if feedback_id in self._decided:
+                return True
+            return any(getattr(event, "feedback_id", None) == feedback_id for event in self._staged)
+
+    def policies(self) -> list[Policy]:
+        """Every known policy with the staged changes applied."""
+        with self._lock:
+            if not self._staged:
+                return list(self._policies.values())
+            view = PolicyIndex()
+            view._policies = dict(self._policies)
+            for event in self._staged:
+                view._apply(event)
+            return list(view._policies.values())
+
+    def get(self, policy_id: str) -> Policy | None:
+        """One committed policy by id."""
+        with self._lock:
+            return self._policies.get(policy_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._policies)
+
+    def _apply(self, event: IndexedEvent) -> None:
+        if isinstance(event, PolicyReviewed):
+            self._apply_review(event)
+            return
+        self._decided.add(event.feedback_id)
+        if isinstance(event, PolicyGenerated):
+            current = self._policies.get(event.policy.policy_id)
+            if current is None or event.policy.version >= current.version:
+                self._policies[event.policy.policy_id] = event.policy
+        elif isinstance(event, PolicySkipped) and event.reason is SkipReason.DUPLICATE_POLICY:
+            self._add_evidence(event.duplicate_of, event.feedback_id)
+
+    def _apply_review(self, event: PolicyReviewed) -> None:
+        policy = self._policies.get(event.policy_id)
+        if policy is not None:
+            self._policies[event.policy_id] = policy.model_copy(update={"status": _REVIEW_STATUS[event.action]})
+
+    def _add_evidence(self, policy_id: str | None, feedback_id: str) -> None:
+        policy = self._policies.get(policy_id or "")
+        if policy is None or feedback_id in policy.source_feedback_ids:
+            return
+        sources = [*policy.source_feedback_ids, feedback_id]
+        self._policies[policy.policy_id] = policy.model_copy(
+            update={"source_feedback_ids": sources, "support_count": len(sources)})
+
+
+def load(index: PolicyIndex, events: Iterable[IndexedEvent]) -> PolicyIndex:
+    """Apply ``events`` in order; used when rebuilding from the topics."""
+    for event in events:
+        index.apply(event)
+    return index

@@ -1,0 +1,181 @@
+"""The exactly-once loop: consume feedback, produce decisions, send offsets, commit — one Kafka transaction per batch."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from policyloop_common.cloudevents import UnreadableEvent, decode, encode
+from policyloop_common.events import FeedbackSubmitted, PolicyGenerationFailed
+from policyloop_common.kafka.consumer import consumer_config
+from policyloop_common.kafka.dead_letters import dead_letter_for
+from policyloop_common.logging import log_context
+from policyloop_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_PUBLISHED, INTERNAL_ERRORS
+
+from policy_generator.decision import DecisionMaker
+from policy_generator.metrics import KNOWN_POLICIES, TRANSACTIONS
+
+log = logging.getLogger(__name__)
+SOURCE = "/policyloop/policy-generator"
+
+
+class GeneratorWorker:
+    """Runs the consume-decide-produce loop in a thread until stopped."""
+
+    def __init__(self, kafka: Mapping[str, str], *, group_id: str, transactional_id: str, feedback_topic: str,
+                 decisions_topic: str, decision_maker: DecisionMaker, batch_size: int = 50,
+                 poll_timeout: float = 1.0) -> None:
+        self._kafka = dict(kafka)
+        self._transactional_id = transactional_id
+        self._feedback_topic = feedback_topic
+        self._decisions_topic = decisions_topic
+        self._decider = decision_maker
+        self._batch_size = batch_size
+        self._poll_timeout = poll_timeout
+        self._consumer = Consumer(consumer_config(kafka, group_id=group_id))
+        self._producer = self._new_producer()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="generator-worker", daemon=True)
+        self.last_progress = time.monotonic()
+
+    def _new_producer(self) -> Producer:
+        producer = Producer({**self._kafka, "transactional.id": self._transactional_id,
+                             "enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random",
+                             "transaction.timeout.ms": 60_000})
+        producer.init_transactions(60)
+        return producer
+
+    def start(self) -> None:
+        """Join the consumer group and start the loop."""
+        self._consumer.subscribe([self._feedback_topic])
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """True while the loop runs."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in hand, leave the group and close; bounded by ``timeout``."""
+        self._stop.set()
+        self._thread.join(timeout=timeout)
+        self._consumer.close()  # leaves the group so its partitions move at once
+        self._producer.flush(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = self._consumer.consume(num_messages=self._batch_size, timeout=self._poll_timeout)
+            except KafkaException as error:
+                log.warning("consume failed", extra={"error": str(error)})
+                time.sleep(1)
+                continue
+            self.last_progress = time.monotonic()
+            records = [message for message in messages if not self._is_error(message)]
+            if records:
+                self._process_batch(records)
+
+    def _is_error(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return False
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error", extra={"error": error.str()})
+        return True
+
+    def _process_batch(self, records: list[Message]) -> None:
+        """One transaction for the batch; on failure abort, rewind to the committed offsets and retry."""
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            try:
+                self._producer.begin_transaction()
+                for message in records:
+                    self._handle(message)
+                self._producer.send_offsets_to_transaction(
+                    self._consumer.position(self._consumer.assignment()),
+                    self._consumer.consumer_group_metadata())
+                self._producer.commit_transaction(30)
+                self._decider.index.commit_staged()
+                KNOWN_POLICIES.set(len(self._decider.index))
+                TRANSACTIONS.labels("committed").inc()
+                return
+            except KafkaException as error:
+                self._decider.index.discard_staged()
+                kafka_error = error.args[0]
+                TRANSACTIONS.labels("aborted").inc()
+                INTERNAL_ERRORS.labels("policy-generator", "transaction").inc()
+                log.warning("transaction failed", extra={"error": str(kafka_error), "attempt": attempt})
+                if kafka_error.txn_requires_abort():
+                    self._abort()
+                elif kafka_error.fatal():
+                    # Fenced by a newer instance with our transactional id, or another fatal error.
+                    self._producer = self._new_producer()
+                elif not kafka_error.retriable():
+                    self._abort()
+                self._rewind()
+                time.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
+                return  # the rewound messages come back from the next poll
+
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction(30)
+        except KafkaException as error:
+            log.warning("abort failed; recreating the producer", extra={"error": str(error)})
+            self._producer = self._new_producer()
+
+    def _rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset, so no record is skipped."""
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return
+        for tp in self._consumer.committed(assignment, timeout=30):
+            if tp.offset >= 0:
+                self._consumer.seek(tp)
+            else:
+                self._consumer.seek(TopicPartition(tp.topic, tp.partition, 0))
+
+    def _handle(self, message: Message) -> None:
+        try:
+            incoming = decode(value=message.value(), key=message.key(), headers=message.headers(),
+                              topic=message.topic(), partition=message.partition(), offset=message.offset())
+        except UnreadableEvent as error:
+            log.warning("unreadable record sent to the dead-letter topic",
+                        extra={"reason": error.reason, "offset": message.offset(), "partition": message.partition()})
+            self._produce(dead_letter_for(message, reason=error.reason, error=error.message))
+            DEAD_LETTERS.labels("policy-generator", message.topic(), error.reason).inc()
+            return
+        feedback = incoming.payload
+        if not isinstance(feedback, FeedbackSubmitted):
+            self._produce(dead_letter_for(message, reason="unexpected_type",
+                                          error=f"{incoming.event_type} does not belong on {message.topic()}"))
+            DEAD_LETTERS.labels("policy-generator", message.topic(), "unexpected_type").inc()
+            return
+        EVENTS_CONSUMED.labels("policy-generator", message.topic(), incoming.event_type).inc()
+        with log_context(feedback_id=feedback.feedback_id, trace_id=incoming.extra_headers.get("ce_traceparent")):
+            if self._decider.index.is_decided(feedback.feedback_id):
+                log.info("feedback already decided; redelivery ignored")
+                return
+            decision = self._decider.decide(feedback)
+            outgoing = encode(decision, source=SOURCE, topic=self._decisions_topic,
+                              trace_id=incoming.extra_headers.get("ce_traceparent"))
+            self._produce(outgoing)
+            if isinstance(decision, PolicyGenerationFailed):
+                # The feedback goes to the dead-letter topic as well, from where it can be replayed.
+                self._produce(dead_letter_for(message, reason="generation_failed", error=decision.error_message))
+                DEAD_LETTERS.labels("policy-generator", message.topic(), "generation_failed").inc()
+            self._decider.index.stage(decision)
+            EVENTS_PUBLISHED.labels("policy-generator", outgoing.topic, type(decision).ce_type).inc()
+            log.info("decision made", extra={"decision": type(decision).ce_type})
+
+    def _produce(self, event) -> None:
+        while True:
+            try:
+                self._producer.produce(event.topic, key=event.key, value=event.value, headers=event.headers)
+                return
+            except BufferError:
+                self._producer.poll(0.5)

@@ -1,0 +1,160 @@
+"""Every error case of CONTRACT.md for ``POST /v1/feedback``, over real HTTP against real processes."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest
+
+from tests.support.infrastructure import TestInfrastructure, free_port
+from tests.support.stack import ServiceStack
+from tools.local_stack.processes import spawn, stop, wait_until
+
+pytestmark = pytest.mark.e2e
+
+VALID = {
+    "conversation_id": "c-1",
+    "message_id": "m-1",
+    "rating": "negative",
+    "comment": "The column is total_users, not users",
+    "context": {"question": "How many systems have more than 500 users?"},
+}
+
+
+def post(stack: ServiceStack, body, headers: dict[str, str] | None = None, **kwargs) -> httpx.Response:
+    return httpx.post(f"{stack.feedback_api}/v1/feedback", json=body, headers=headers or {}, timeout=30, **kwargs)
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["message"]
+    if code:
+        assert error["code"] == code
+    return error
+
+
+def claims(stack: ServiceStack, **overrides) -> dict:
+    now = int(time.time())
+    base = {"sub": "u1", "roles": ["user"], "iss": stack.env["AUTH_JWT_ISSUER"],
+            "aud": stack.env["AUTH_JWT_AUDIENCE"], "exp": now + 600, "iat": now}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_missing_token_is_401(stack: ServiceStack) -> None:
+    assert_error(post(stack, VALID), 401, "missing_token")
+
+
+@pytest.mark.parametrize("change", ["expired", "issuer", "audience", "signature", "algorithm", "no_exp", "garbage"])
+def test_invalid_tokens_are_401(stack: ServiceStack, change: str) -> None:
+    secret = stack.env["AUTH_JWT_SECRET"]
+    if change == "expired":
+        token = jwt.encode(claims(stack, exp=int(time.time()) - 3600), secret, algorithm="HS256")
+    elif change == "issuer":
+        token = jwt.encode(claims(stack, iss="someone-else"), secret, algorithm="HS256")
+    elif change == "audience":
+        token = jwt.encode(claims(stack, aud="another-api"), secret, algorithm="HS256")
+    elif change == "signature":
+        token = jwt.encode(claims(stack), "not-the-secret-" * 3, algorithm="HS256")
+    elif change == "algorithm":
+        # Same secret, another algorithm: the pinned HS256 must refuse it.
+        token = jwt.encode(claims(stack), secret, algorithm="HS512")
+    elif change == "no_exp":
+        token = jwt.encode(claims(stack, exp=None), secret, algorithm="HS256")
+    else:
+        token = "not.a.jwt"
+    assert_error(post(stack, VALID, bearer(token)), 401)
+
+
+def test_unsigned_token_is_401(stack: ServiceStack) -> None:
+    token = jwt.encode(claims(stack), None, algorithm="none")
+    assert_error(post(stack, VALID, bearer(token)), 401)
+
+
+def test_assistant_role_cannot_post_feedback(stack: ServiceStack) -> None:
+    assert_error(post(stack, VALID, stack.auth("bot", "assistant")), 403, "forbidden")
+
+
+def test_body_too_large_is_413(stack: ServiceStack) -> None:
+    big = {**VALID, "context": {"question": "q", "answer": "x" * 400_000}}
+    assert_error(post(stack, big, stack.auth("u1", "user")), 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({**VALID, "comment": None}, "comment"),
+    ({**VALID, "comment": "   "}, "comment"),
+    ({**VALID, "rating": "meh"}, "rating"),
+    ({**VALID, "context": {"answer": "no question"}}, "context.question"),
+    ({k: v for k, v in VALID.items() if k != "conversation_id"}, "conversation_id"),
+    ({**VALID, "context": {**VALID["context"], "steps": "not a list"}}, "context.steps"),
+    ({**VALID, "user_id": "someone-else"}, "user_id"),
+])
+def test_invalid_fields_are_422_naming_the_field(stack: ServiceStack, body: dict, field: str) -> None:
+    error = assert_error(post(stack, body, stack.auth("u1", "user")), 422, "invalid_request")
+    assert any(field in detail["field"] for detail in error["details"]), error["details"]
+
+
+def test_malformed_json_is_422_not_500(stack: ServiceStack) -> None:
+    response = httpx.post(f"{stack.feedback_api}/v1/feedback", content=b"{not json",
+                          headers={**stack.auth("u1", "user"), "Content-Type": "application/json"})
+    assert_error(response, 422)
+
+
+def test_rate_limit_is_429_with_retry_after(infrastructure: TestInfrastructure, stack: ServiceStack) -> None:
+    with extra_feedback_api(infrastructure, stack, RATE_LIMIT_PER_MINUTE="3") as url:
+        answers = [httpx.post(f"{url}/v1/feedback", json={**VALID, "rating": "positive"},
+                              headers=stack.auth("flooder", "user"), timeout=30) for _ in range(4)]
+        assert [a.status_code for a in answers[:3]] == [202, 202, 202]
+        error = assert_error(answers[3], 429, "rate_limited")
+        assert int(answers[3].headers["Retry-After"]) >= 1
+        assert error
+
+
+def test_kafka_unavailable_is_503_with_retry_after(infrastructure: TestInfrastructure, stack: ServiceStack) -> None:
+    dead_broker = f"127.0.0.1:{free_port()}"
+    with extra_feedback_api(infrastructure, stack, KAFKA_BOOTSTRAP_SERVERS=dead_broker,
+                            PUBLISH_TIMEOUT_SECONDS="1.5", RETRY_AFTER_SECONDS="7", wait_ready=False) as url:
+        # The client's timeout turns a hang into a failure: the answer must come well before it.
+        response = httpx.post(f"{url}/v1/feedback", json=VALID, headers=stack.auth("u1", "user"), timeout=30)
+        assert_error(response, 503, "kafka_unavailable")
+        assert response.headers["Retry-After"] == "7"
+        ready = httpx.get(f"{url}/readyz", timeout=10)
+        assert ready.status_code == 503
+
+
+class extra_feedback_api:
+    """A second feedback-api process with different settings, for one test."""
+
+    def __init__(self, infra: TestInfrastructure, stack: ServiceStack, wait_ready: bool = True, **env: str) -> None:
+        self.port = free_port()
+        self.env = {**stack.env, "FEEDBACK_API_PORT": str(self.port), **env}
+        self.pid_file = infra.home / "run" / f"feedback-api-{self.port}.pid"
+        self.log_file = infra.home / "log" / f"feedback-api-{self.port}.log"
+        self.wait_ready = wait_ready
+
+    def __enter__(self) -> str:
+        import sys
+
+        url = f"http://127.0.0.1:{self.port}"
+        spawn([sys.executable, "-m", "feedback_api.main"], pid_file=self.pid_file, log_file=self.log_file,
+              env=self.env)
+        endpoint = "/readyz" if self.wait_ready else "/healthz"
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{url}{endpoint}", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_until(answers, timeout=60, what="extra feedback-api", log_file=self.log_file)
+        return url
+
+    def __exit__(self, *_) -> None:
+        stop(self.pid_file)

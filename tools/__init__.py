@@ -1,0 +1,1 @@
+"""Operator and developer tooling that is not part of any service."""

@@ -18,7 +18,8 @@ from tools.local_stack.processes import read_pid
 from tools.local_stack.services import SERVICES, service_url, start_service, stop_service
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ROOT / ".local"
+# POLICYLOOP_LOCAL_DIR lets a second stack (a test's, say) live beside the developer's.
+LOCAL = Path(os.environ.get("POLICYLOOP_LOCAL_DIR", ROOT / ".local")).resolve()
 RUN, LOG, DATA = LOCAL / "run", LOCAL / "log", LOCAL / "data"
 STACK_ENV = LOCAL / "stack.env"
 SECRETS_ENV = LOCAL / "secrets.env"
@@ -111,7 +112,7 @@ def up(args: argparse.Namespace) -> int:
     for spec in SERVICES:
         _step(spec.name, lambda spec=spec: start_service(spec, env=process_env, run_dir=RUN, log_dir=LOG))
     STACK_ENV.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
-    print(f"stack ready; environment in {STACK_ENV.relative_to(ROOT)}, logs in {LOG.relative_to(ROOT)}/")
+    print(f"stack ready; environment in {STACK_ENV}, logs in {LOG}/")
     if not args.no_example:
         return show_example(env)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Literal
 
@@ -52,9 +53,11 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"AUTH_JWKS_URL is required for {self.auth_jwt_algorithm}")
         return self
 
-    def kafka_config(self) -> dict[str, str]:
+    def kafka_config(self) -> dict:
         """The librdkafka settings common to producers and consumers."""
         config = {
+            # librdkafka's own messages go through Python logging, hence into the JSON log lines.
+            "logger": logging.getLogger("librdkafka"),
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
             "client.id": self.service_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from policyloop_common.events import MAX_TEXT, FeedbackContext, Rating
 
@@ -15,15 +15,17 @@ class FeedbackRequest(BaseModel):
     conversation_id: str = Field(min_length=1, max_length=256)
     message_id: str = Field(min_length=1, max_length=256)
     rating: Rating
-    comment: str | None = Field(default=None, max_length=MAX_TEXT)
+    # validate_default: the check below must also run when the comment is left out.
+    comment: str | None = Field(default=None, max_length=MAX_TEXT, validate_default=True)
     context: FeedbackContext
 
-    @model_validator(mode="after")
-    def _comment_required_for_negative(self) -> FeedbackRequest:
+    @field_validator("comment")
+    @classmethod
+    def _comment_required_for_negative(cls, comment: str | None, info: ValidationInfo) -> str | None:
         """A negative rating must say what was wrong: that is the lesson."""
-        if self.rating is Rating.NEGATIVE and not (self.comment or "").strip():
+        if info.data.get("rating") is Rating.NEGATIVE and not (comment or "").strip():
             raise ValueError("comment is required for a negative rating")
-        return self
+        return comment
 
 
 class FeedbackAccepted(BaseModel):

@@ -36,4 +36,7 @@ class GeneratorSettings(ServiceSettings):
     openai_max_attempts: int = Field(default=3, ge=1, le=10)
 
     candidate_count: int = Field(default=5, ge=1, le=20)
-    duplicate_threshold: float = Field(default=0.62, gt=0, le=1)
+    # The offline provider's bar for "same lesson"; measured in docs/dedup.md.
+    duplicate_threshold: float = Field(default=0.45, gt=0, le=1)
+    # Above this a feedback is folded into a policy without asking any provider (near-verbatim repeats).
+    fast_path_threshold: float = Field(default=0.75, gt=0, le=1)

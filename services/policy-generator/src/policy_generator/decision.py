@@ -46,7 +46,7 @@ class DecisionMaker:
     index: PolicyIndex
     provider: PolicyProvider
     candidate_count: int = 5
-    duplicate_threshold: float = 0.62
+    fast_path_threshold: float = 0.75
 
     def decide(self, feedback: FeedbackSubmitted) -> DecisionEvent:
         """The decision event for ``feedback``; provider failures become PolicyGenerationFailed."""
@@ -71,7 +71,7 @@ class DecisionMaker:
         candidate_ids = [candidate.policy.policy_id for candidate in candidates]
 
         # Fast path: a near-verbatim repeat of a known lesson needs no model call.
-        duplicate = find_duplicate(candidates, self.duplicate_threshold)
+        duplicate = find_duplicate(candidates, self.fast_path_threshold)
         if duplicate is not None:
             return PolicySkipped(
                 feedback_id=feedback.feedback_id, reason=SkipReason.DUPLICATE_POLICY,

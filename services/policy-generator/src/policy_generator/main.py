@@ -44,7 +44,7 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
         provider = build_provider(settings)
         log.info("provider ready", extra={"provider": provider.name, "model": provider.model})
         decider = DecisionMaker(index=index, provider=provider, candidate_count=settings.candidate_count,
-                                duplicate_threshold=settings.duplicate_threshold)
+                                fast_path_threshold=settings.fast_path_threshold)
         worker = GeneratorWorker(kafka, group_id=settings.generator_group_id,
                                  transactional_id=settings.generator_transactional_id,
                                  feedback_topic=settings.feedback_topic, decisions_topic=settings.decisions_topic,

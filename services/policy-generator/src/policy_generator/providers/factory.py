@@ -1,0 +1,25 @@
+"""Choosing the provider from settings: openai when a key is configured (or asked for), offline otherwise."""
+
+from __future__ import annotations
+
+from policy_generator.config import GeneratorSettings
+from policy_generator.providers.base import PolicyProvider
+
+
+def build_provider(settings: GeneratorSettings) -> PolicyProvider:
+    """The provider the settings ask for; ``auto`` means openai with a key, offline without."""
+    choice = settings.llm_provider
+    if choice == "auto":
+        choice = "openai" if settings.openai_api_key else "offline"
+    if choice == "openai":
+        if not settings.openai_api_key:
+            raise ValueError("LLM_PROVIDER=openai needs OPENAI_API_KEY")
+        from policy_generator.providers.openai_provider import OpenAIProvider
+
+        return OpenAIProvider(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
+                              model=settings.openai_model, temperature=settings.openai_temperature,
+                              timeout_seconds=settings.openai_timeout_seconds,
+                              max_attempts=settings.openai_max_attempts)
+    from policy_generator.providers.offline import OfflineProvider
+
+    return OfflineProvider(duplicate_threshold=settings.duplicate_threshold)

@@ -1,0 +1,80 @@
+"""policy-store: the application, its consumer, and the process entry point."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from policyloop_common.auth import TokenVerifier
+from policyloop_common.body_limit import BodySizeLimit
+from policyloop_common.errors import install_error_handlers
+from policyloop_common.health import health_router
+from policyloop_common.http_metrics import HttpMetrics
+from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
+from policyloop_common.logging import configure_logging
+from policyloop_common.metrics import metrics_router
+
+from policy_store.api.routes import feedback, policies
+from policy_store.consumer import StoreConsumer
+from policy_store.core.config import StoreSettings
+from policy_store.core.db import database_reachable, make_engine, make_session_factory
+from policy_store.materializer import Materializer
+
+
+def create_app(settings: StoreSettings | None = None) -> FastAPI:
+    """Build the application; the consumer and the producer start in the lifespan."""
+    settings = settings or StoreSettings()
+    engine = make_engine(settings.database_url, settings.database_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = DurableProducer(durable_producer_config(
+            settings.kafka_config(), delivery_timeout_ms=int(settings.publish_timeout_seconds * 1000)))
+        consumer = StoreConsumer(
+            settings.kafka_config(), group_id=settings.store_group_id,
+            topics=[settings.feedback_topic, settings.decisions_topic, settings.reviews_topic],
+            session_factory=app.state.session_factory, materializer=app.state.materializer,
+            dead_letters=producer, batch_size=settings.store_batch_size,
+            poll_timeout=settings.store_poll_timeout_seconds)
+        app.state.publisher, app.state.consumer = producer, consumer
+        consumer.start()
+        try:
+            yield
+        finally:
+            consumer.stop()
+            producer.close()
+            engine.dispose()
+
+    app = FastAPI(title="policyloop policy-store", version="1.0.0", lifespan=lifespan,
+                  description="Feedback status, policies for the assistant, and review actions.")
+    app.state.settings = settings
+    app.state.session_factory = make_session_factory(engine)
+    app.state.materializer = Materializer(auto_activate=settings.auto_activate)
+    app.state.token_verifier = TokenVerifier(settings)
+    install_error_handlers(app)
+    app.include_router(feedback.router)
+    app.include_router(policies.router)
+    app.include_router(health_router({
+        "database": lambda: database_reachable(engine),
+        "kafka": lambda: app.state.publisher.broker_reachable(),
+        "consumer": lambda: app.state.consumer.alive and app.state.consumer.database_healthy,
+    }))
+    app.include_router(metrics_router())
+    app.add_middleware(HttpMetrics, service=settings.service_name)
+    app.add_middleware(BodySizeLimit, max_bytes=64 * 1024)
+    return app
+
+
+def run() -> None:
+    """Serve policy-store with uvicorn on POLICY_STORE_PORT."""
+    settings = StoreSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.policy_store_host, port=settings.policy_store_port,
+                log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    run()

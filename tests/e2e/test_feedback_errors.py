@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.infrastructure import TestInfrastructure, free_port
+from tests.support.infrastructure import ServerSet, free_port
 from tests.support.stack import ServiceStack
 from tools.local_stack.processes import spawn, stop, wait_until
 
@@ -108,7 +108,7 @@ def test_malformed_json_is_422_not_500(stack: ServiceStack) -> None:
     assert_error(response, 422)
 
 
-def test_rate_limit_is_429_with_retry_after(infrastructure: TestInfrastructure, stack: ServiceStack) -> None:
+def test_rate_limit_is_429_with_retry_after(infrastructure: ServerSet, stack: ServiceStack) -> None:
     with extra_feedback_api(infrastructure, stack, RATE_LIMIT_PER_MINUTE="3") as url:
         answers = [httpx.post(f"{url}/v1/feedback", json={**VALID, "rating": "positive"},
                               headers=stack.auth("flooder", "user"), timeout=30) for _ in range(4)]
@@ -118,7 +118,7 @@ def test_rate_limit_is_429_with_retry_after(infrastructure: TestInfrastructure, 
         assert error
 
 
-def test_kafka_unavailable_is_503_with_retry_after(infrastructure: TestInfrastructure, stack: ServiceStack) -> None:
+def test_kafka_unavailable_is_503_with_retry_after(infrastructure: ServerSet, stack: ServiceStack) -> None:
     dead_broker = f"127.0.0.1:{free_port()}"
     with extra_feedback_api(infrastructure, stack, KAFKA_BOOTSTRAP_SERVERS=dead_broker,
                             PUBLISH_TIMEOUT_SECONDS="1.5", RETRY_AFTER_SECONDS="7", wait_ready=False) as url:
@@ -133,7 +133,7 @@ def test_kafka_unavailable_is_503_with_retry_after(infrastructure: TestInfrastru
 class extra_feedback_api:
     """A second feedback-api process with different settings, for one test."""
 
-    def __init__(self, infra: TestInfrastructure, stack: ServiceStack, wait_ready: bool = True, **env: str) -> None:
+    def __init__(self, infra: ServerSet, stack: ServiceStack, wait_ready: bool = True, **env: str) -> None:
         self.port = free_port()
         self.env = {**stack.env, "FEEDBACK_API_PORT": str(self.port), **env}
         self.pid_file = infra.home / "run" / f"feedback-api-{self.port}.pid"

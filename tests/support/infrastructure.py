@@ -22,7 +22,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class TestInfrastructure:
+class ServerSet:
     """Starts what a test asks for, once per session, and tears all of it down at the end."""
 
     def __init__(self) -> None:

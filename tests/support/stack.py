@@ -13,7 +13,7 @@ from policyloop_common.auth import mint_token
 from policyloop_common.kafka.topics import all_topics, ensure_topics
 from policyloop_common.settings import ServiceSettings
 
-from tests.support.infrastructure import TestInfrastructure, free_port
+from tests.support.infrastructure import ServerSet, free_port
 from tools.local_stack.services import SERVICES, service_url, start_service, stop_service
 
 
@@ -65,7 +65,7 @@ class ServiceStack:
             stop_service(spec, self.run_dir)
 
 
-def start_stack(infra: TestInfrastructure, **overrides: str) -> ServiceStack:
+def start_stack(infra: ServerSet, **overrides: str) -> ServiceStack:
     """Topics, a fresh database with migrations, and the three services on free ports."""
     database_url = infra.new_database("stack")
     env = {

@@ -86,7 +86,7 @@ class DecisionMaker:
             log.error("provider failed after its retries", extra={"error": str(error)})
             return PolicyGenerationFailed(feedback_id=feedback.feedback_id, error_class=type(error).__name__,
                                           error_message=str(error)[:4000],
-                                          attempts=getattr(self.provider, "max_attempts", 1))
+                                          attempts=error.attempts)
         LLM_CALLS.labels(self.provider.name).inc(verdict.llm_calls)
         LLM_TOKENS.labels(self.provider.name, "prompt").inc(verdict.usage.prompt_tokens)
         LLM_TOKENS.labels(self.provider.name, "completion").inc(verdict.usage.completion_tokens)

@@ -50,11 +50,12 @@ class ProviderDecision:
 
 
 class ProviderError(Exception):
-    """A provider could not decide; ``retriable`` says whether trying again may help."""
+    """A provider could not decide; ``retriable`` says whether trying again later may help."""
 
-    def __init__(self, message: str, *, retriable: bool) -> None:
+    def __init__(self, message: str, *, retriable: bool, attempts: int = 1) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.attempts = attempts
 
 
 class PolicyProvider(Protocol):

@@ -89,7 +89,6 @@ class OfflineProvider:
 
     name = "offline"
     model = "offline-rules-v1"
-    max_attempts = 1
 
     def __init__(self, duplicate_threshold: float = DUPLICATE_THRESHOLD) -> None:
         self.duplicate_threshold = duplicate_threshold

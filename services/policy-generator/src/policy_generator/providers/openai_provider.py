@@ -1,0 +1,117 @@
+"""The openai provider: chat completions with a strict JSON-schema output, our own retries and backoff."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from policyloop_common.events import TokenUsage
+from policyloop_common.policy import PolicyContent
+
+from policy_generator.prompts import SYSTEM_PROMPT, decision_schema, user_message
+from policy_generator.providers.base import DecisionRequest, ProviderDecision, ProviderError, Verdict
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class _ModelAnswer(BaseModel):
+    reasoning: str
+    verdict: Verdict
+    duplicate_of: int | None = None
+    policy: PolicyContent | None = None
+
+
+class _BadAnswer(Exception):
+    """The model answered, but not with a usable decision; worth another attempt."""
+
+
+class OpenAIProvider:
+    """Any OpenAI-compatible chat-completions server (OpenAI, Azure, vLLM, Ollama) through the openai SDK."""
+
+    name = "openai"
+
+    def __init__(self, *, api_key: str, base_url: str | None = None, model: str = "gpt-4o-mini",
+                 temperature: float = 0.3, timeout_seconds: float = 30.0, max_attempts: int = 3,
+                 backoff_seconds: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.model = model
+        self.temperature = temperature
+        self.max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+        # The SDK's own retries are off: ours honour Retry-After and count every attempt.
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_seconds, max_retries=0)
+
+    def decide(self, request: DecisionRequest) -> ProviderDecision:
+        """Ask the model; retry transient failures and unusable answers up to ``max_attempts`` calls."""
+        usage = TokenUsage()
+        last_error: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after: float | None = None
+            try:
+                response = self._client.chat.completions.create(
+                    model=self.model, temperature=self.temperature,
+                    messages=[{"role": "system", "content": SYSTEM_PROMPT},
+                              {"role": "user", "content": user_message(request)}],
+                    response_format={"type": "json_schema",
+                                     "json_schema": {"name": "policy_decision", "strict": True,
+                                                     "schema": decision_schema()}},
+                )
+                if response.usage is not None:
+                    usage = TokenUsage(prompt_tokens=usage.prompt_tokens + response.usage.prompt_tokens,
+                                       completion_tokens=usage.completion_tokens
+                                       + response.usage.completion_tokens)
+                return self._decision(response, request, usage, attempt)
+            except _BadAnswer as error:
+                last_error = error
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+                    openai.BadRequestError) as error:
+                raise ProviderError(f"{type(error).__name__}: {error}", retriable=False, attempts=attempt) from error
+            except openai.APIStatusError as error:  # 429 and 5xx
+                last_error = error
+                retry_after = _retry_after(error.response.headers.get("retry-after"))
+            except (openai.APITimeoutError, openai.APIConnectionError) as error:
+                last_error = error
+            log.warning("model call failed", extra={"attempt": attempt, "error": f"{type(last_error).__name__}: "
+                                                                                  f"{str(last_error)[:300]}"})
+            if attempt < self.max_attempts:
+                self._sleep(self._delay(attempt, retry_after))
+        raise ProviderError(f"{self.max_attempts} attempts failed; last: {type(last_error).__name__}: "
+                            f"{str(last_error)[:500]}", retriable=True, attempts=self.max_attempts)
+
+    def _decision(self, response, request: DecisionRequest, usage: TokenUsage, calls: int) -> ProviderDecision:
+        content = response.choices[0].message.content if response.choices else None
+        try:
+            answer = _ModelAnswer.model_validate_json(content or "")
+        except ValidationError as error:
+            raise _BadAnswer(f"the answer is not a valid decision: {error.errors()[:3]}") from error
+        if answer.verdict is Verdict.DUPLICATE:
+            valid = {candidate.index for candidate in request.candidates}
+            if answer.duplicate_of not in valid:
+                raise _BadAnswer(f"duplicate_of {answer.duplicate_of} is not a listed candidate {sorted(valid)}")
+            return ProviderDecision(verdict=Verdict.DUPLICATE, reasoning=answer.reasoning,
+                                    duplicate_of=answer.duplicate_of, usage=usage, llm_calls=calls)
+        if answer.verdict is Verdict.NEW:
+            if answer.policy is None:
+                raise _BadAnswer("verdict NEW without a policy")
+            return ProviderDecision(verdict=Verdict.NEW, reasoning=answer.reasoning, policy=answer.policy,
+                                    usage=usage, llm_calls=calls)
+        return ProviderDecision(verdict=Verdict.NOT_ACTIONABLE, reasoning=answer.reasoning, usage=usage,
+                                llm_calls=calls)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter; never shorter than the server's Retry-After."""
+        backoff = random.uniform(0, min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (attempt - 1)))
+        return min(MAX_BACKOFF_SECONDS, max(backoff, retry_after or 0.0))
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,146 @@
+"""The openai provider against a real HTTP server speaking the chat-completions API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from policy_generator.context import GenerationContext
+from policy_generator.providers.base import Candidate, DecisionRequest, ProviderError, Verdict
+from policy_generator.providers.openai_provider import OpenAIProvider
+from policyloop_common.policy import GeneratorInfo, Policy
+
+from tests.support.fake_openai import FakeOpenAI, Reply
+
+POLICY = {"category": "schema_mapping", "priority": "high",
+          "rule": "Use systems.total_users for the number of users; there is no column users.",
+          "correct_mapping": "users -> systems.total_users",
+          "missing_knowledge": "The user count column is total_users.",
+          "examples": ["How many systems have more than 500 users?"], "rationale": "Avoids a missing column."}
+CONTEXT = GenerationContext(question="How many systems have more than 500 users?",
+                            comment="Wrong column: the table has total_users, not users",
+                            sql_queries=["SELECT count(*) FROM systems WHERE users > 500"])
+
+
+def existing_policy() -> Policy:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    return Policy(**POLICY, policy_id="p-1", version=1, status="active", source_feedback_ids=["f-0"],
+                  support_count=1, created_at=now, updated_at=now,
+                  generator=GeneratorInfo(provider="openai", model="gpt-4o-mini"))
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+class Sleeps:
+    """Records backoff delays instead of waiting them out."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def provider(server: FakeOpenAI, sleeps: Sleeps | None = None, **overrides) -> OpenAIProvider:
+    options = dict(api_key="test-key", base_url=server.base_url, timeout_seconds=5.0, sleep=sleeps or Sleeps())
+    options.update(overrides)
+    return OpenAIProvider(**options)
+
+
+def request(with_candidate: bool = False) -> DecisionRequest:
+    candidates = [Candidate(index=0, policy=existing_policy(), similarity=0.4)] if with_candidate else []
+    return DecisionRequest(context=CONTEXT, candidates=candidates)
+
+
+def test_good_answer_gives_a_new_policy_and_the_request_is_as_documented(server: FakeOpenAI) -> None:
+    server.script(Reply.decision(verdict="NEW", policy=POLICY))
+    decision = provider(server).decide(request())
+    assert decision.verdict is Verdict.NEW
+    assert decision.policy.rule == POLICY["rule"]
+    assert decision.llm_calls == 1
+    assert decision.usage.prompt_tokens == 120 and decision.usage.completion_tokens == 60
+    sent = server.requests[0]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["authorization"] == "Bearer test-key"
+    assert sent.body["model"] == "gpt-4o-mini"
+    assert sent.body["temperature"] == 0.3
+    assert sent.body["response_format"]["type"] == "json_schema"
+    assert sent.body["response_format"]["json_schema"]["strict"] is True
+    user_text = sent.body["messages"][1]["content"]
+    assert "total_users" in user_text and "<feedback>" in user_text
+
+
+def test_duplicate_with_a_listed_id(server: FakeOpenAI) -> None:
+    server.script(Reply.decision(verdict="DUPLICATE", duplicate_of=0))
+    decision = provider(server).decide(request(with_candidate=True))
+    assert decision.verdict is Verdict.DUPLICATE and decision.duplicate_of == 0
+    assert '"id": 0' in server.requests[0].body["messages"][1]["content"]
+
+
+def test_invented_candidate_id_is_rejected_and_retried(server: FakeOpenAI) -> None:
+    server.script(Reply.decision(verdict="DUPLICATE", duplicate_of=7), Reply.decision(verdict="DUPLICATE",
+                                                                                       duplicate_of=0))
+    decision = provider(server).decide(request(with_candidate=True))
+    assert decision.duplicate_of == 0
+    assert decision.llm_calls == 2
+    assert decision.usage.prompt_tokens == 240
+
+
+def test_malformed_json_then_good(server: FakeOpenAI) -> None:
+    server.script(Reply(content="{not json"), Reply.decision(verdict="NOT_ACTIONABLE"))
+    decision = provider(server).decide(request())
+    assert decision.verdict is Verdict.NOT_ACTIONABLE
+    assert decision.llm_calls == 2
+
+
+def test_new_without_policy_is_retried(server: FakeOpenAI) -> None:
+    server.script(Reply.decision(verdict="NEW", policy=None), Reply.decision(verdict="NEW", policy=POLICY))
+    assert provider(server).decide(request()).policy.category.value == "schema_mapping"
+
+
+def test_429_honours_retry_after(server: FakeOpenAI) -> None:
+    sleeps = Sleeps()
+    server.script(Reply.error(429, **{"Retry-After": "2"}), Reply.decision(verdict="NEW", policy=POLICY))
+    decision = provider(server, sleeps).decide(request())
+    assert decision.verdict is Verdict.NEW
+    assert sleeps.delays and sleeps.delays[0] >= 2.0
+
+
+def test_server_errors_exhaust_the_attempts(server: FakeOpenAI) -> None:
+    sleeps = Sleeps()
+    server.script(Reply.error(500), Reply.error(500), Reply.error(500), Reply.decision(verdict="NOT_ACTIONABLE"))
+    with pytest.raises(ProviderError) as failed:
+        provider(server, sleeps).decide(request())
+    assert failed.value.retriable is True
+    assert failed.value.attempts == 3
+    assert len(server.requests) == 3
+    assert len(sleeps.delays) == 2
+    assert "InternalServerError" in str(failed.value)
+
+
+def test_slow_answer_times_out_and_is_retried(server: FakeOpenAI) -> None:
+    server.script(Reply(content=None, delay=2.0), Reply.decision(verdict="NEW", policy=POLICY))
+    decision = provider(server, timeout_seconds=0.5).decide(request())
+    assert decision.verdict is Verdict.NEW
+    assert len(server.requests) == 2
+
+
+def test_bad_key_is_not_retried(server: FakeOpenAI) -> None:
+    server.script(Reply.error(401), Reply.decision(verdict="NEW", policy=POLICY))
+    with pytest.raises(ProviderError) as failed:
+        provider(server).decide(request())
+    assert failed.value.retriable is False
+    assert len(server.requests) == 1
+
+
+def test_backoff_grows_and_stays_bounded() -> None:
+    generator = OpenAIProvider(api_key="k", base_url="http://127.0.0.1:9/v1", backoff_seconds=1.0)
+    assert all(0 <= generator._delay(attempt, None) <= min(30.0, 2 ** (attempt - 1)) for attempt in range(1, 10))
+    assert generator._delay(1, 45.0) == 30.0

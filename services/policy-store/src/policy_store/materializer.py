@@ -133,7 +133,7 @@ class Materializer:
         review = session.execute(
             select(PolicyHistory).where(PolicyHistory.policy_id == record.policy_id,
                                         PolicyHistory.action.in_([a.value for a in ReviewAction]),
-                                        PolicyHistory.snapshot.is_(None))
+                                        PolicyHistory.version.is_(None))
             .order_by(PolicyHistory.at.desc()).limit(1)).scalar_one_or_none()
         if review is not None:
             record.status = REVIEW_STATUS[ReviewAction(review.action)].value
@@ -154,7 +154,7 @@ class Materializer:
     def _policy_reviewed(self, session: Session, event: PolicyReviewed, event_id: str) -> None:
         record = session.get(PolicyRecord, event.policy_id, with_for_update=True)
         if record is None:
-            # Kept without a snapshot; applied when the policy itself is materialized.
+            # Kept without a version; applied when the policy itself is materialized.
             session.add(PolicyHistory(policy_id=event.policy_id, version=None, action=event.action.value,
                                       actor=event.reviewer, reason=event.reason, at=event.reviewed_at,
                                       event_id=event_id, snapshot=None))

@@ -1,0 +1,134 @@
+"""Materializing events: idempotent by event id, correct in any order of arrival."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from policyloop_common.cloudevents import IncomingEvent, decode, encode
+from policyloop_common.events import (
+    DecisionDetails,
+    DecisionKind,
+    FeedbackContext,
+    FeedbackSubmitted,
+    PolicyGenerated,
+    PolicyReviewed,
+    PolicySkipped,
+    ReviewAction,
+    SkipReason,
+)
+from policyloop_common.policy import GeneratorInfo, Policy
+
+from policy_store.materializer import Materializer
+from policy_store.models import FeedbackRecord, PolicyHistory, PolicyRecord
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def as_incoming(payload) -> IncomingEvent:
+    out = encode(payload, source="/test")
+    return decode(value=out.value, key=out.key, headers=out.headers, topic=out.topic, partition=0, offset=1)
+
+
+def submitted(feedback_id: str, user: str = "u1") -> FeedbackSubmitted:
+    return FeedbackSubmitted(feedback_id=feedback_id, user_id=user, conversation_id="c", message_id="m",
+                             rating="negative", comment="use total_users",
+                             context=FeedbackContext(question="How many users?"), submitted_at=NOW)
+
+
+def details(kind: DecisionKind) -> DecisionDetails:
+    return DecisionDetails(kind=kind, provider="offline", model="offline-rules-v1")
+
+
+def generated(feedback_id: str, policy_id: str, version: int = 1, rule: str = "Use systems.total_users.") -> PolicyGenerated:
+    policy = Policy(policy_id=policy_id, version=version, status="pending_review", category="schema_mapping",
+                    priority="high", rule=rule, correct_mapping="users -> systems.total_users",
+                    missing_knowledge="", examples=["How many users?"], rationale="",
+                    source_feedback_ids=[feedback_id], support_count=1, created_at=NOW,
+                    updated_at=NOW + timedelta(minutes=version),
+                    generator=GeneratorInfo(provider="offline", model="offline-rules-v1"))
+    return PolicyGenerated(feedback_id=feedback_id, policy=policy, decision=details(DecisionKind.NEW))
+
+
+def duplicate(feedback_id: str, policy_id: str) -> PolicySkipped:
+    return PolicySkipped(feedback_id=feedback_id, reason=SkipReason.DUPLICATE_POLICY, duplicate_of=policy_id,
+                         decision=details(DecisionKind.DUPLICATE))
+
+
+def apply(sessions: sessionmaker[Session], *events: IncomingEvent, auto_activate: bool = True) -> list[bool]:
+    materializer = Materializer(auto_activate=auto_activate)
+    with sessions() as session, session.begin():
+        return [materializer.apply(session, event) for event in events]
+
+
+def test_same_event_twice_changes_nothing_the_second_time(sessions) -> None:
+    event = as_incoming(submitted("f1"))
+    assert apply(sessions, event) == [True]
+    assert apply(sessions, event) == [False]
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(FeedbackRecord)) == 1
+
+
+def test_decision_before_submission_keeps_the_decision(sessions) -> None:
+    apply(sessions, as_incoming(generated("f1", "p1")), as_incoming(submitted("f1")))
+    with sessions() as session:
+        row = session.get(FeedbackRecord, "f1")
+        assert (row.status, row.policy_id, row.user_id) == ("generated", "p1", "u1")
+
+
+def test_second_decision_for_a_feedback_is_ignored(sessions) -> None:
+    apply(sessions, as_incoming(submitted("f1")), as_incoming(generated("f1", "p1")),
+          as_incoming(duplicate("f1", "p1")))
+    with sessions() as session:
+        assert session.get(FeedbackRecord, "f1").status == "generated"
+        assert session.get(PolicyRecord, "p1").support_count == 1
+
+
+def test_duplicate_is_evidence_counted_once_even_before_the_policy_exists(sessions) -> None:
+    early = as_incoming(duplicate("f2", "p1"))
+    apply(sessions, as_incoming(submitted("f2")), early)
+    apply(sessions, as_incoming(submitted("f1")), as_incoming(generated("f1", "p1")), early)
+    apply(sessions, as_incoming(duplicate("f3", "p1")))
+    with sessions() as session:
+        policy = session.get(PolicyRecord, "p1")
+        assert policy.source_feedback_ids == ["f1", "f2", "f3"]
+        assert policy.support_count == 3
+        assert session.get(FeedbackRecord, "f2").duplicate_of == "p1"
+        actions = session.scalars(select(PolicyHistory.action).where(PolicyHistory.policy_id == "p1")).all()
+        assert actions.count("evidence") == 1 and actions[0] == "created"
+
+
+def test_activation_follows_configuration(sessions) -> None:
+    apply(sessions, as_incoming(generated("f1", "p-auto")))
+    apply(sessions, as_incoming(generated("f2", "p-review")), auto_activate=False)
+    with sessions() as session:
+        assert session.get(PolicyRecord, "p-auto").status == "active"
+        assert session.get(PolicyRecord, "p-review").status == "pending_review"
+
+
+def test_newer_version_replaces_content_older_does_not(sessions) -> None:
+    apply(sessions, as_incoming(generated("f1", "p1", version=2, rule="second")))
+    apply(sessions, as_incoming(generated("f9", "p1", version=1, rule="first")))
+    with sessions() as session:
+        assert session.get(PolicyRecord, "p1").rule == "second"
+
+
+def test_review_replayed_before_its_policy_takes_effect(sessions) -> None:
+    review = PolicyReviewed(policy_id="p1", action=ReviewAction.RETIRE, reviewer="admin-1", reason="obsolete",
+                            reviewed_at=NOW + timedelta(hours=1))
+    apply(sessions, as_incoming(review), as_incoming(generated("f1", "p1")))
+    with sessions() as session:
+        assert session.get(PolicyRecord, "p1").status == "retired"
+
+
+def test_generated_policy_has_history_with_a_snapshot(sessions) -> None:
+    apply(sessions, as_incoming(generated(str(uuid.uuid4()), "p1")))
+    with sessions() as session:
+        row = session.scalars(select(PolicyHistory).where(PolicyHistory.policy_id == "p1")).one()
+        assert row.action == "created" and row.actor == "policy-generator"
+        assert row.snapshot["rule"] == "Use systems.total_users."

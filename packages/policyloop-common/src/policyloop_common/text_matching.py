@@ -109,8 +109,12 @@ def normalize(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9_.\s]", " ", folded).split())
 
 
+# The canonical terms are already in their base form ("operating" is a status, not a verb).
+_CANONICAL = frozenset(word for phrase in _PHRASES.values() for word in phrase.split())
+
+
 def _stem(word: str) -> str:
-    if "_" in word or "." in word or word.isdigit() or len(word) <= 3:
+    if word in _CANONICAL or "_" in word or "." in word or word.isdigit() or len(word) <= 3:
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"

@@ -45,7 +45,8 @@ def feedback_objects(context: GenerationContext) -> set[str]:
     objects = schema_objects(context.comment)
     for result in context.results:
         if "does not exist" in result or "error" in result.lower():
-            objects |= schema_objects(result)
+            # Rendered as JSON, the error's quotes arrive escaped; unescape so the quoted identifier is found.
+            objects |= schema_objects(result.replace('\\"', '"'))
     return objects
 
 

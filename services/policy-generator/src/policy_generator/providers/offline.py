@@ -21,7 +21,8 @@ from policy_generator.providers.base import Candidate, DecisionRequest, Provider
 # How much lower the similarity bar is for a candidate of the category this feedback's lesson belongs to.
 SAME_CATEGORY_ALLOWANCE = 0.15
 
-_MISSING_COLUMN = re.compile(r'column "?([a-z_][a-z0-9_.]*)"? does not exist')
+# Results are rendered as JSON, so the quotes around the identifier may arrive escaped.
+_MISSING_COLUMN = re.compile(r'column \\?"?([a-z_][a-z0-9_.]*)\\?"? does not exist')
 _FROM_TABLE = re.compile(r"\bfrom\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
 _INSTRUCTIVE = re.compile(
     r"\b(use|using|join|filter|count|read|take|reply|answer in|respond|must|should|need to|is stored|is in|"
@@ -45,7 +46,9 @@ _SIGNALS: dict[PolicyCategory, list[tuple[str, float]]] = {
         (r"\bthrough the join\b|\bjoin\b.{0,40}\bfilter\b|\bfilter\b.{0,40}\bjoin\b", 1.5),
         (r"\b(matching|searched|search)\b.{0,30}\bname\b", 1)],
     PolicyCategory.BUSINESS_LOGIC: [
-        (r">=|<=|\bor above\b|\bor more\b|\bat least\b|\btro len\b|\btro xuong\b", 3),
+        (r"\bor above\b|\bor more\b|\bat least\b|\btro len\b|\btro xuong\b", 3),
+        (r">=|<=", 1),
+        (r"\b[a-z_][a-z0-9_.]* (=|is) '[^']+'", 1.5),
         (r"\b(includes?|bao gom|means?|corresponds?|tuong ung|is defined|dinh nghia|counts? as)\b", 2),
         (r"\b(status|trang thai|value|gia tri)\b", 1.5)],
     PolicyCategory.SCHEMA_MAPPING: [
@@ -239,6 +242,10 @@ def write_policy(context: GenerationContext, reading: CommentReading) -> PolicyC
         right = reading.right_identifier
         qualified = right if "." in right or not reading.table else f"{reading.table}.{right}"
         table = reading.table or qualified.split(".")[0]
+        value = re.search(rf"\b{re.escape(right.split('.')[-1])}\s*(?:=|is)\s*('[^']+')", context.comment)
+        if value:
+            # The right column alone is not the lesson when the comment says which value of it to use.
+            qualified = f"{qualified} = {value.group(1)}"
         mapping = f"{reading.wrong_identifier} -> {qualified}"
         if "." in right and len([o for o in reading.objects if "." in o]) > 1:
             rule = f"There is no column {reading.wrong_identifier} in {table}. {lesson}"

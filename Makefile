@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help up down status test unit integration e2e schemas schemas-check lint env deps
+.PHONY: help up down status test unit eval schemas lint deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,10 @@ test: deps ## every test: unit, integration and end to end, on real Kafka and Po
 
 unit: deps ## only the tests that need no servers
 	@$(RUN) pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+eval: deps ## decisions of the offline provider against the labelled feedback cases
+	@$(RUN) python -m policy_generator.evaluation tests/data/feedback-cases.jsonl
+	@$(RUN) python -m policy_generator.evaluation tests/data/feedback-cases-extra.jsonl
 
 schemas: ## regenerate schemas/ from the event models
 	@$(RUN) python -m tools.event_schemas

@@ -6,7 +6,6 @@ import uuid
 
 import httpx
 import pytest
-
 from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC
 
 from tests.support.kafka_reader import headers_of, read_events, read_topic

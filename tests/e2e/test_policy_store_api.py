@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-
 from policyloop_common.cloudevents import encode
 from policyloop_common.events import DecisionDetails, DecisionKind, PolicyGenerated
 from policyloop_common.kafka.producer import DurableProducer, durable_producer_config

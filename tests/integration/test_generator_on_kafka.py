@@ -8,17 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import Producer
-
-from policyloop_common.cloudevents import encode
-from policyloop_common.events import FeedbackContext, FeedbackSubmitted, PolicyGenerated, PolicySkipped, Rating
-from policyloop_common.kafka.dead_letters import OFFSET_HEADER, REASON_HEADER
-from policyloop_common.kafka.topics import all_topics, ensure_topics
-
 from policy_generator.decision import DecisionMaker
 from policy_generator.policy_feed import PolicyFeed
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.offline import OfflineProvider
 from policy_generator.worker import GeneratorWorker
+from policyloop_common.cloudevents import encode
+from policyloop_common.events import FeedbackContext, FeedbackSubmitted, PolicyGenerated, PolicySkipped, Rating
+from policyloop_common.kafka.dead_letters import OFFSET_HEADER, REASON_HEADER
+from policyloop_common.kafka.topics import all_topics, ensure_topics
 
 from tests.support.kafka_reader import headers_of, read_events, read_topic
 from tests.support.polling import eventually
@@ -160,3 +158,32 @@ def test_a_restarted_generator_remembers_policies_from_the_topic(kafka_bootstrap
     decision = next(e.payload for e in events if e.payload.feedback_id == repeat.feedback_id)
     assert isinstance(decision, PolicySkipped)
     assert decision.reason == "duplicate_policy"
+
+
+def test_a_model_that_keeps_failing_gives_generation_failed_and_a_replayable_dead_letter(
+        kafka_bootstrap: str, topics: Topics, unique_name: str) -> None:
+    from policy_generator.providers.openai_provider import OpenAIProvider
+
+    from tests.support.fake_openai import FakeOpenAI, Reply
+
+    with FakeOpenAI() as model:
+        model.script(*[Reply.error(503, **{"Retry-After": "0"}) for _ in range(3)])
+        kafka = {"bootstrap.servers": kafka_bootstrap}
+        provider = OpenAIProvider(api_key="k", base_url=model.base_url, max_attempts=3, sleep=lambda _: None)
+        worker = GeneratorWorker(kafka, group_id=f"gen-{unique_name}", transactional_id=f"tx-fail-{unique_name}",
+                                 feedback_topic=topics.feedback, decisions_topic=topics.decisions,
+                                 decision_maker=DecisionMaker(index=PolicyIndex(), provider=provider),
+                                 batch_size=10, poll_timeout=0.2)
+        worker.start()
+        try:
+            lost = feedback("Use agencies.province for the location of a system", "Systems in Hue?")
+            publish(kafka_bootstrap, topics.feedback, lost)
+            failed = decisions_for(kafka_bootstrap, topics.decisions, 1)[0].payload
+        finally:
+            worker.stop()
+    assert failed.ce_type == "PolicyGenerationFailed"
+    assert failed.feedback_id == lost.feedback_id and failed.attempts == 3
+    assert len(model.requests) == 3
+    dead = read_topic(kafka_bootstrap, f"{topics.feedback}.dlq")
+    assert len(dead) == 1 and headers_of(dead[0])[REASON_HEADER] == "generation_failed"
+    assert headers_of(dead[0])["ce_type"] == "FeedbackSubmitted"  # the original event, ready to replay

@@ -6,7 +6,6 @@ import time
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
 from policyloop_common.cloudevents import IncomingEvent, decode, header_map
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from policyloop_common.answer_receipts import InvalidReceipt, context_digest, issue_receipt, verify_receipt
 
 KEY = "receipt-key-" * 4

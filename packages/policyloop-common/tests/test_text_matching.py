@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from policyloop_common.text_matching import fold, normalize, schema_objects, similarity, terms
 
 

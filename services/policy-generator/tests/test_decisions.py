@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from policy_generator.decision import DecisionMaker, policy_id_for
+from policy_generator.policy_index import PolicyIndex
+from policy_generator.providers.base import DecisionRequest, ProviderError
+from policy_generator.providers.offline import OfflineProvider
 from policyloop_common.events import (
     FeedbackContext,
     FeedbackSubmitted,
@@ -12,11 +16,6 @@ from policyloop_common.events import (
     PolicyGenerationFailed,
     PolicySkipped,
 )
-
-from policy_generator.decision import DecisionMaker, policy_id_for
-from policy_generator.policy_index import PolicyIndex
-from policy_generator.providers.base import DecisionRequest, ProviderError
-from policy_generator.providers.offline import OfflineProvider
 
 
 def feedback(comment: str, rating: str = "negative") -> FeedbackSubmitted:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from policy_generator.context import GenerationContext
 from policy_generator.providers.base import Candidate, DecisionRequest, ProviderError, Verdict
 from policy_generator.providers.openai_provider import OpenAIProvider

@@ -6,9 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
-
+from policy_store.materializer import Materializer
+from policy_store.models import FeedbackRecord, PolicyHistory, PolicyRecord
 from policyloop_common.cloudevents import IncomingEvent, decode, encode
 from policyloop_common.events import (
     DecisionDetails,
@@ -22,9 +21,8 @@ from policyloop_common.events import (
     SkipReason,
 )
 from policyloop_common.policy import GeneratorInfo, Policy
-
-from policy_store.materializer import Materializer
-from policy_store.models import FeedbackRecord, PolicyHistory, PolicyRecord
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -45,7 +43,8 @@ def details(kind: DecisionKind) -> DecisionDetails:
     return DecisionDetails(kind=kind, provider="offline", model="offline-rules-v1")
 
 
-def generated(feedback_id: str, policy_id: str, version: int = 1, rule: str = "Use systems.total_users.") -> PolicyGenerated:
+def generated(feedback_id: str, policy_id: str, version: int = 1,
+              rule: str = "Use systems.total_users.") -> PolicyGenerated:
     policy = Policy(policy_id=policy_id, version=version, status="pending_review", category="schema_mapping",
                     priority="high", rule=rule, correct_mapping="users -> systems.total_users",
                     missing_knowledge="", examples=["How many users?"], rationale="",

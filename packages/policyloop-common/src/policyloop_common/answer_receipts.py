@@ -30,7 +30,7 @@ def issue_receipt(*, key: str, user_id: str, conversation_id: str, message_id: s
 
 def verify_receipt(receipt: str | None, *, key: str, algorithm: str, user_id: str, conversation_id: str,
                    message_id: str, context: Any, leeway_seconds: int = 30) -> None:
-    """Raise InvalidReceipt unless ``receipt`` was signed by the assistant for exactly this user, message and context."""
+    """Raise InvalidReceipt unless ``receipt`` was signed for exactly this user, message and context."""
     if not receipt:
         raise InvalidReceipt("the X-Answer-Receipt header is required")
     try:

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
-
 from policyloop_common.auth import TokenVerifier
 from policyloop_common.body_limit import BodySizeLimit
 from policyloop_common.errors import install_error_handlers

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-
 from policyloop_common.events import MAX_TEXT, FeedbackContext, Rating
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class FeedbackRequest(BaseModel):

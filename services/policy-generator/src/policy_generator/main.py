@@ -10,7 +10,6 @@ import uvicorn
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
-
 from policyloop_common.errors import install_error_handlers
 from policyloop_common.health import health_router
 from policyloop_common.logging import configure_logging

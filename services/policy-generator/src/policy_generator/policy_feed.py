@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-
 from policyloop_common.cloudevents import UnreadableEvent, decode
 from policyloop_common.kafka.consumer import consumer_config
 

@@ -1,4 +1,4 @@
-"""The exactly-once loop: consume feedback, produce decisions, send offsets, commit — one Kafka transaction per batch."""
+"""The exactly-once loop: consume feedback, produce decisions, send offsets, commit; one transaction per batch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-
 from policyloop_common.cloudevents import UnreadableEvent, decode, encode
 from policyloop_common.events import FeedbackSubmitted, PolicyGenerationFailed
 from policyloop_common.kafka.consumer import consumer_config

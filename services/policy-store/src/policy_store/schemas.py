@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from policyloop_common.policy import Policy
+from pydantic import BaseModel, Field
 
 
 class ErrorInfo(BaseModel):

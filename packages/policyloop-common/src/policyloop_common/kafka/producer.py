@@ -1,4 +1,4 @@
-"""A producer whose publish returns only once the broker acknowledged the record (acks=all), or fails in bounded time."""
+"""A producer whose publish returns once the broker acknowledged the record (acks=all), or fails in bounded time."""
 
 from __future__ import annotations
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
-
 from policyloop_common.settings import ServiceSettings
+from pydantic import Field, model_validator
 
 
 class FeedbackApiSettings(ServiceSettings):

@@ -8,10 +8,9 @@ import time
 from collections.abc import Callable
 
 import openai
-from pydantic import BaseModel, ValidationError
-
 from policyloop_common.events import TokenUsage
 from policyloop_common.policy import PolicyContent
+from pydantic import BaseModel, ValidationError
 
 from policy_generator.prompts import SYSTEM_PROMPT, decision_schema, user_message
 from policy_generator.providers.base import DecisionRequest, ProviderDecision, ProviderError, Verdict

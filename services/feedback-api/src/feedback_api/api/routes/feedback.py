@@ -11,7 +11,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
-
 from policyloop_common.answer_receipts import InvalidReceipt, verify_receipt
 from policyloop_common.auth import Principal, Role, require_roles
 from policyloop_common.cloudevents import encode

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-
 from policyloop_common.auth import Principal, Role, require_roles
 from policyloop_common.errors import ApiError
 

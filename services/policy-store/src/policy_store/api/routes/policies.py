@@ -9,8 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import and_, or_, select
-
 from policyloop_common.auth import Principal, Role, require_roles
 from policyloop_common.cloudevents import decode, encode
 from policyloop_common.errors import ApiError
@@ -18,6 +16,7 @@ from policyloop_common.events import PolicyReviewed, ReviewAction
 from policyloop_common.kafka.producer import PublishFailed
 from policyloop_common.policy import PolicyCategory, PolicyPriority, PolicyStatus
 from policyloop_common.text_matching import Document
+from sqlalchemy import and_, or_, select
 
 from policy_store.core.db import SessionDep
 from policy_store.etag import json_with_etag

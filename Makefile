@@ -23,6 +23,7 @@ status: ## show which processes of the stack run
 	@$(RUN) python -m tools.local_stack status
 
 test: deps ## every test: unit, integration and end to end, on real Kafka and PostgreSQL
+	@$(RUN) ruff check .
 	@$(RUN) python -m tools.event_schemas --check
 	@$(RUN) pytest $(PYTEST_ARGS)
 

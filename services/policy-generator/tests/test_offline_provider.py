@@ -49,6 +49,10 @@ def test_comments_that_teach_nothing_are_not_actionable(comment: str) -> None:
     decision = decide(comment)
     assert decision.verdict is Verdict.NOT_ACTIONABLE
     assert decision.policy is None
+    # A failed query in the context says what went wrong, not what the fix is.
+    failed = decide(comment, sql="SELECT count(*) FROM systems WHERE users > 500",
+                    results=['{"error": "column \\"users\\" does not exist"}'])
+    assert failed.verdict is Verdict.NOT_ACTIONABLE
 
 
 @pytest.mark.parametrize(("comment", "category"), [

@@ -39,9 +39,22 @@ class PolicyFeed:
                 raise RuntimeError(f"topic {topic} does not exist; create the topics first")
             partitions += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.topics[topic].partitions]
         self._consumer.assign(partitions)
-        self._targets = {(tp.topic, tp.partition): self._consumer.get_watermark_offsets(tp, timeout=10)[1]
-                         for tp in partitions}
+        self._targets = {(tp.topic, tp.partition): self._high_watermark(tp) for tp in partitions}
         self._thread.start()
+
+    def _high_watermark(self, partition: TopicPartition, timeout: float = 30.0) -> int:
+        """The partition's end offset; retried while a new topic's leader is still being elected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._consumer.get_watermark_offsets(partition, timeout=10)[1]
+            except KafkaException as error:
+                # A just-created topic answers "not leader" or "unknown partition" for a moment.
+                if time.monotonic() > deadline:
+                    raise
+                log.info("waiting for a partition leader", extra={"topic": partition.topic, "error": str(error),
+                                                                  "partition": partition.partition})
+                time.sleep(0.5)
 
     def wait_caught_up(self, timeout: float) -> bool:
         """Block until every event present at start has been applied, or ``timeout`` passes."""

@@ -138,7 +138,8 @@ def read_comment(context: GenerationContext) -> CommentReading | None:
     instructive = [s for s in sentences if not _is_complaint(s, context)]
     scores = _category_scores(folded, context)
     content = [t for t in terms(comment) if t not in _COMPLAINT_ONLY and not t.isdigit()]
-    if not objects and max(scores.values()) < 1.5 and len(content) < 4:
+    # Whether there is a lesson depends on the comment alone: a failed query says what went wrong, not the fix.
+    if not objects and max(_comment_scores(folded).values()) < 1.5 and len(content) < 4:
         return None
     if not instructive:
         if not objects and len(content) < 4:
@@ -170,12 +171,17 @@ _TIE_ORDER = [PolicyCategory.SCHEMA_MAPPING, PolicyCategory.BUSINESS_LOGIC, Poli
               PolicyCategory.DATA_INTERPRETATION, PolicyCategory.RESPONSE_FORMAT, PolicyCategory.OTHER]
 
 
-def _category_scores(folded_comment: str, context: GenerationContext) -> dict[PolicyCategory, float]:
+def _comment_scores(folded_comment: str) -> dict[PolicyCategory, float]:
     scores = {category: 0.0 for category in _TIE_ORDER}
     for category, signals in _SIGNALS.items():
         for pattern, weight in signals:
             if re.search(pattern, folded_comment):
                 scores[category] += weight
+    return scores
+
+
+def _category_scores(folded_comment: str, context: GenerationContext) -> dict[PolicyCategory, float]:
+    scores = _comment_scores(folded_comment)
     if any(_MISSING_COLUMN.search(fold(result)) for result in context.results):
         # The database itself said the column is wrong: the strongest schema signal there is.
         scores[PolicyCategory.SCHEMA_MAPPING] += 4

@@ -158,3 +158,33 @@ class extra_feedback_api:
 
     def __exit__(self, *_) -> None:
         stop(self.pid_file)
+
+
+def test_answer_receipts_when_required(infrastructure: ServerSet, stack: ServiceStack) -> None:
+    from policyloop_common.answer_receipts import issue_receipt
+
+    key = "receipt-secret-" * 3
+    with extra_feedback_api(infrastructure, stack, REQUIRE_ANSWER_RECEIPT="true", ANSWER_RECEIPT_SECRET=key) as url:
+        def send(body: dict, receipt: str | None, user: str = "u1") -> httpx.Response:
+            headers = {**stack.auth(user, "user"), **({"X-Answer-Receipt": receipt} if receipt else {})}
+            return httpx.post(f"{url}/v1/feedback", json=body, headers=headers, timeout=30)
+
+        def receipt_for(body: dict, user: str = "u1", **overrides) -> str:
+            values = dict(key=key, user_id=user, conversation_id=body["conversation_id"],
+                          message_id=body["message_id"], context=body["context"])
+            values.update(overrides)
+            return issue_receipt(**values)
+
+        # Positive, so that this test adds no policy for the pipeline tests to find.
+        body = {**VALID, "rating": "positive", "context": {**VALID["context"], "sql_queries": ["SELECT 1"]}}
+        assert send(body, receipt_for(body)).status_code == 202
+        refusals = [
+            send(body, None),
+            send(body, receipt_for(body, user="someone-else")),
+            send(body, receipt_for(body, message_id="m-other")),
+            send({**body, "context": {**body["context"], "sql_queries": ["SELECT 2"]}}, receipt_for(body)),
+            send(body, receipt_for(body, ttl_seconds=-300)),
+            send(body, receipt_for(body, key="forged-key-" * 4)),
+        ]
+        for refused in refusals:
+            assert_error(refused, 403, "invalid_answer_receipt")

@@ -11,23 +11,9 @@ from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_
 from tests.support.kafka_reader import headers_of, read_events, read_topic
 from tests.support.polling import eventually
 from tests.support.stack import ServiceStack
+from tools.local_stack.example import REPORT_EXAMPLE
 
 pytestmark = pytest.mark.e2e
-
-REPORT_EXAMPLE = {
-    "conversation_id": "c-123",
-    "message_id": "m-456",
-    "rating": "negative",
-    "comment": "Wrong column: the table has total_users, not users",
-    "context": {
-        "question": "How many systems have more than 500 users?",
-        "answer": "There are 12 systems ...",
-        "steps": ["list tables", "inspect columns of systems", "run query"],
-        "sql_queries": ["SELECT count(*) FROM systems WHERE users > 500"],
-        "results": [{"error": "column \"users\" does not exist"}],
-        "model": "gpt-4o-mini",
-    },
-}
 
 PARAPHRASE = {
     "conversation_id": "c-777",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tools.local_stack.example import REPORT_EXAMPLE
 from tools.local_stack.kafka import KafkaBroker
 from tools.local_stack.postgres import PostgresServer
 from tools.local_stack.processes import read_pid
@@ -134,22 +135,6 @@ def _migrate(env: dict[str, str]) -> None:
     print("  migrations: applied")
 
 
-EXAMPLE = {
-    "conversation_id": "c-example",
-    "message_id": "m-example",
-    "rating": "negative",
-    "comment": "Wrong column: the table has total_users, not users",
-    "context": {
-        "question": "How many systems have more than 500 users?",
-        "answer": "There are 12 systems ...",
-        "steps": ["list tables", "inspect columns of systems", "run query"],
-        "sql_queries": ["SELECT count(*) FROM systems WHERE users > 500"],
-        "results": [{"error": "column \"users\" does not exist"}],
-        "model": "gpt-4o-mini",
-    },
-}
-
-
 def show_example(env: dict[str, str], timeout: float = 60.0) -> int:
     """Post the report's example feedback and print the policy it leads to."""
     from policyloop_common.auth import mint_token
@@ -159,7 +144,7 @@ def show_example(env: dict[str, str], timeout: float = 60.0) -> int:
                                auth_jwt_audience=env["AUTH_JWT_AUDIENCE"])
     admin = {"Authorization": f"Bearer {mint_token(settings, subject='local-admin', roles=['admin'])}"}
     # The same key on every run: the example is posted once and later runs show the same result.
-    response = httpx.post(f"{env['FEEDBACK_API_URL']}/v1/feedback", json=EXAMPLE,
+    response = httpx.post(f"{env['FEEDBACK_API_URL']}/v1/feedback", json=REPORT_EXAMPLE,
                           headers={**admin, "Idempotency-Key": "make-up-example", "Accept-Language": "en"},
                           timeout=30)
     if response.status_code != 202:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 from policyloop_common.auth import TokenVerifier
 from policyloop_common.body_limit import BodySizeLimit
@@ -13,8 +12,8 @@ from policyloop_common.errors import install_error_handlers
 from policyloop_common.health import health_router
 from policyloop_common.http_metrics import HttpMetrics
 from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
-from policyloop_common.logging import configure_logging
 from policyloop_common.metrics import metrics_router
+from policyloop_common.serving import serve
 
 from feedback_api.api.routes import feedback
 from feedback_api.core.config import FeedbackApiSettings
@@ -55,9 +54,8 @@ def create_app(settings: FeedbackApiSettings | None = None) -> FastAPI:
 def run() -> None:
     """Serve feedback-api with uvicorn on FEEDBACK_API_PORT."""
     settings = FeedbackApiSettings()
-    configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.feedback_api_host, port=settings.feedback_api_port,
-                log_config=None, access_log=False)
+    serve(create_app(settings), service=settings.service_name, host=settings.feedback_api_host,
+          port=settings.feedback_api_port, log_level=settings.log_level)
 
 
 if __name__ == "__main__":

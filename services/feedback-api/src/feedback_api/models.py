@@ -34,17 +34,3 @@ class FeedbackAccepted(BaseModel):
     auto_generate_triggered: bool
     message: str
     status_url: str
-
-
-class ErrorInfo(BaseModel):
-    """The error object of the contract."""
-
-    code: str
-    message: str
-    details: object | None = None
-
-
-class ErrorBody(BaseModel):
-    """Every error answer: ``{"error": {...}}``."""
-
-    error: ErrorInfo

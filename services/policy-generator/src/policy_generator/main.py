@@ -6,14 +6,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
 from policyloop_common.errors import install_error_handlers
 from policyloop_common.health import health_router
-from policyloop_common.logging import configure_logging
 from policyloop_common.metrics import metrics_router
+from policyloop_common.serving import serve
 
 from policy_generator.config import GeneratorSettings
 from policy_generator.decision import DecisionMaker
@@ -79,9 +78,8 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
 def run() -> None:
     """Run the generator with its health server on POLICY_GENERATOR_PORT."""
     settings = GeneratorSettings()
-    configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.policy_generator_host, port=settings.policy_generator_port,
-                log_config=None, access_log=False)
+    serve(create_app(settings), service=settings.service_name, host=settings.policy_generator_host,
+          port=settings.policy_generator_port, log_level=settings.log_level)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaException, Message, Producer, TopicPartition
 from policyloop_common.cloudevents import UnreadableEvent, decode, encode
 from policyloop_common.events import FeedbackSubmitted, PolicyGenerationFailed
-from policyloop_common.kafka.consumer import consumer_config
+from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
 from policyloop_common.logging import log_context
 from policyloop_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_PUBLISHED, INTERNAL_ERRORS
@@ -22,24 +20,21 @@ log = logging.getLogger(__name__)
 SOURCE = "/policyloop/policy-generator"
 
 
-class GeneratorWorker:
+class GeneratorWorker(BatchConsumerLoop):
     """Runs the consume-decide-produce loop in a thread until stopped."""
+
+    thread_name = "generator-worker"
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, transactional_id: str, feedback_topic: str,
                  decisions_topic: str, decision_maker: DecisionMaker, batch_size: int = 50,
                  poll_timeout: float = 1.0) -> None:
+        super().__init__(kafka, group_id=group_id, topics=[feedback_topic], batch_size=batch_size,
+                         poll_timeout=poll_timeout)
         self._kafka = dict(kafka)
         self._transactional_id = transactional_id
-        self._feedback_topic = feedback_topic
         self._decisions_topic = decisions_topic
         self._decider = decision_maker
-        self._batch_size = batch_size
-        self._poll_timeout = poll_timeout
-        self._consumer = Consumer(consumer_config(kafka, group_id=group_id))
         self._producer = self._new_producer()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="generator-worker", daemon=True)
-        self.last_progress = time.monotonic()
 
     def _new_producer(self) -> Producer:
         producer = Producer({**self._kafka, "transactional.id": self._transactional_id,
@@ -48,56 +43,23 @@ class GeneratorWorker:
         producer.init_transactions(60)
         return producer
 
-    def start(self) -> None:
-        """Join the consumer group and start the loop."""
-        self._consumer.subscribe([self._feedback_topic])
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        """True while the loop runs."""
-        return self._thread.is_alive()
-
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the batch in hand, leave the group and close; bounded by ``timeout``."""
-        self._stop.set()
-        self._thread.join(timeout=timeout)
-        self._consumer.close()  # leaves the group so its partitions move at once
+        super().stop(timeout)
         self._producer.flush(5)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                messages = self._consumer.consume(num_messages=self._batch_size, timeout=self._poll_timeout)
-            except KafkaException as error:
-                log.warning("consume failed", extra={"error": str(error)})
-                time.sleep(1)
-                continue
-            self.last_progress = time.monotonic()
-            records = [message for message in messages if not self._is_error(message)]
-            if records:
-                self._process_batch(records)
-
-    def _is_error(self, message: Message) -> bool:
-        error = message.error()
-        if error is None:
-            return False
-        if error.code() != KafkaError._PARTITION_EOF:
-            log.warning("consumer error", extra={"error": error.str()})
-        return True
-
-    def _process_batch(self, records: list[Message]) -> None:
+    def process_batch(self, records: list[Message]) -> None:
         """One transaction for the batch; on failure abort, rewind to the committed offsets and retry."""
         attempt = 0
-        while not self._stop.is_set():
+        while not self.stopping:
             attempt += 1
             try:
                 self._producer.begin_transaction()
                 for message in records:
                     self._handle(message)
                 self._producer.send_offsets_to_transaction(
-                    self._consumer.position(self._consumer.assignment()),
-                    self._consumer.consumer_group_metadata())
+                    self.consumer.position(self.consumer.assignment()),
+                    self.consumer.consumer_group_metadata())
                 self._producer.commit_transaction(30)
                 self._decider.index.commit_staged()
                 KNOWN_POLICIES.set(len(self._decider.index))
@@ -117,7 +79,7 @@ class GeneratorWorker:
                 elif not kafka_error.retriable():
                     self._abort()
                 self._rewind()
-                time.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
+                self.pause(min(30.0, 0.5 * 2 ** min(attempt, 6)))
                 return  # the rewound messages come back from the next poll
 
     def _abort(self) -> None:
@@ -129,14 +91,14 @@ class GeneratorWorker:
 
     def _rewind(self) -> None:
         """Seek every assigned partition back to its committed offset, so no record is skipped."""
-        assignment = self._consumer.assignment()
+        assignment = self.consumer.assignment()
         if not assignment:
             return
-        for tp in self._consumer.committed(assignment, timeout=30):
+        for tp in self.consumer.committed(assignment, timeout=30):
             if tp.offset >= 0:
-                self._consumer.seek(tp)
+                self.consumer.seek(tp)
             else:
-                self._consumer.seek(TopicPartition(tp.topic, tp.partition, 0))
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, 0))
 
     def _handle(self, message: Message) -> None:
         try:

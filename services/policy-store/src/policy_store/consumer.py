@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 from policyloop_common.cloudevents import IncomingEvent, UnreadableEvent, decode
-from policyloop_common.kafka.consumer import consumer_config
+from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
 from policyloop_common.kafka.producer import DurableProducer, PublishFailed
 from policyloop_common.logging import log_context
@@ -24,71 +23,37 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
 
 
-class StoreConsumer:
+class StoreConsumer(BatchConsumerLoop):
     """Runs in a thread; offsets are committed only after the rows of their events are committed."""
+
+    thread_name = "store-consumer"
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, topics: list[str],
                  session_factory: sessionmaker[Session], materializer: Materializer, dead_letters: DurableProducer,
                  batch_size: int = 500, poll_timeout: float = 0.5) -> None:
-        self._consumer = Consumer(consumer_config(kafka, group_id=group_id))
-        self._topics = topics
+        super().__init__(kafka, group_id=group_id, topics=topics, batch_size=batch_size, poll_timeout=poll_timeout)
         self._sessions = session_factory
         self._materializer = materializer
         self._dead_letters = dead_letters
-        self._batch_size = batch_size
-        self._poll_timeout = poll_timeout
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="store-consumer", daemon=True)
+        self._failures = 0
         self.database_healthy = True
 
-    def start(self) -> None:
-        """Subscribe and start the loop."""
-        self._consumer.subscribe(self._topics)
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        """True while the loop runs."""
-        return self._thread.is_alive()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the batch in hand, commit, leave the group."""
-        self._stop.set()
-        self._thread.join(timeout=timeout)
-        self._consumer.close()
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                messages = self._consumer.consume(num_messages=self._batch_size, timeout=self._poll_timeout)
-            except KafkaException as error:
-                log.warning("consume failed", extra={"error": str(error)})
-                time.sleep(1)
-                continue
-            records = [m for m in messages if m.error() is None or self._log_error(m)]
-            if not records:
-                continue
-            try:
-                self._apply_batch(records)
-                failures = 0
-                self.database_healthy = True
-            except (SQLAlchemyError, PublishFailed, KafkaException) as error:
-                # After a failed offset commit the rows are in; the redelivered events are no-ops then.
-                failures += 1
-                self.database_healthy = not isinstance(error, SQLAlchemyError)
-                INTERNAL_ERRORS.labels("policy-store", "apply_batch").inc()
-                delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(failures, 6))
-                log.warning("batch not applied; retrying from its first offsets",
-                            extra={"error": str(error)[:500], "retry_in_seconds": delay, "records": len(records)})
-                self._rewind(records)
-                self._stop.wait(delay)
-
-    @staticmethod
-    def _log_error(message: Message) -> bool:
-        if message.error().code() != KafkaError._PARTITION_EOF:
-            log.warning("consumer error", extra={"error": message.error().str()})
-        return False
+    def process_batch(self, records: list[Message]) -> None:
+        """Apply the batch; on failure rewind to its first records and back off, so nothing is skipped."""
+        try:
+            self._apply_batch(records)
+            self._failures = 0
+            self.database_healthy = True
+        except (SQLAlchemyError, PublishFailed, KafkaException) as error:
+            # After a failed offset commit the rows are in; the redelivered events are no-ops then.
+            self._failures += 1
+            self.database_healthy = not isinstance(error, SQLAlchemyError)
+            INTERNAL_ERRORS.labels("policy-store", "apply_batch").inc()
+            delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(self._failures, 6))
+            log.warning("batch not applied; retrying from its first offsets",
+                        extra={"error": str(error)[:500], "retry_in_seconds": delay, "records": len(records)})
+            self._rewind(records)
+            self.pause(delay)
 
     def _apply_batch(self, records: list[Message]) -> None:
         started = time.perf_counter()
@@ -110,7 +75,7 @@ class StoreConsumer:
                 with log_context(feedback_id=getattr(event.payload, "feedback_id", None)):
                     applied += self._materializer.apply(session, event)
                 EVENTS_CONSUMED.labels("policy-store", event.topic, event.event_type).inc()
-        self._consumer.commit(offsets=self._next_offsets(records), asynchronous=False)
+        self.consumer.commit(offsets=self._next_offsets(records), asynchronous=False)
         EVENTS_APPLIED.inc(applied)
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
@@ -130,7 +95,7 @@ class StoreConsumer:
             lowest[key] = min(lowest.get(key, message.offset()), message.offset())
         for (topic, partition), offset in lowest.items():
             try:
-                self._consumer.seek(TopicPartition(topic, partition, offset))
+                self.consumer.seek(TopicPartition(topic, partition, offset))
             except KafkaException as error:
                 # The partition moved to another consumer meanwhile; it resumes from the committed offset.
                 log.info("partition no longer assigned", extra={"topic": topic, "partition": partition,

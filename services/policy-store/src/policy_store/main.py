@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 from policyloop_common.auth import TokenVerifier
 from policyloop_common.body_limit import BodySizeLimit
@@ -13,8 +12,8 @@ from policyloop_common.errors import install_error_handlers
 from policyloop_common.health import health_router
 from policyloop_common.http_metrics import HttpMetrics
 from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
-from policyloop_common.logging import configure_logging
 from policyloop_common.metrics import metrics_router
+from policyloop_common.serving import serve
 
 from policy_store.api.routes import feedback, policies
 from policy_store.consumer import StoreConsumer
@@ -70,9 +69,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 def run() -> None:
     """Serve policy-store with uvicorn on POLICY_STORE_PORT."""
     settings = StoreSettings()
-    configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.policy_store_host, port=settings.policy_store_port,
-                log_config=None, access_log=False)
+    serve(create_app(settings), service=settings.service_name, host=settings.policy_store_host,
+          port=settings.policy_store_port, log_level=settings.log_level)
 
 
 if __name__ == "__main__":

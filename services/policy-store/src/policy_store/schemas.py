@@ -5,25 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from policyloop_common.errors import error_responses
 from policyloop_common.policy import Policy
 from pydantic import BaseModel, Field
 
-
-class ErrorInfo(BaseModel):
-    """The error object of the contract."""
-
-    code: str
-    message: str
-    details: object | None = None
-
-
-class ErrorBody(BaseModel):
-    """Every error answer: ``{"error": {...}}``."""
-
-    error: ErrorInfo
-
-
-ERROR_RESPONSES: dict[int | str, dict] = {status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422, 503)}
+ERROR_RESPONSES = error_responses(401, 403, 404, 409, 422, 503)
 
 
 class FeedbackStatus(BaseModel):

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from policyloop_common.answer_receipts import InvalidReceipt, verify_receipt
 from policyloop_common.auth import Principal, Role, require_roles
 from policyloop_common.cloudevents import encode
-from policyloop_common.errors import ApiError
+from policyloop_common.errors import ApiError, error_responses
 from policyloop_common.events import FeedbackSubmitted, Rating
 from policyloop_common.kafka.producer import PublishFailed
 from policyloop_common.logging import log_context
@@ -24,7 +24,7 @@ from feedback_api.core.config import FeedbackApiSettings
 from feedback_api.idempotency import IdempotencyRecord, body_fingerprint, feedback_id_for
 from feedback_api.messages import accepted_message, preferred_language
 from feedback_api.metrics import FEEDBACK_ACCEPTED, FEEDBACK_REJECTED
-from feedback_api.models import ErrorBody, FeedbackAccepted, FeedbackRequest
+from feedback_api.models import FeedbackAccepted, FeedbackRequest
 from feedback_api.rate_limit import retry_after_header
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
 SubmitterDep = Annotated[Principal, Depends(require_roles(Role.USER, Role.ADMIN))]
 MAX_IDEMPOTENCY_KEY = 200
 
-_ERRORS = {status: {"model": ErrorBody} for status in (401, 403, 409, 413, 422, 429, 503)}
+_ERRORS = error_responses(401, 403, 409, 413, 422, 429, 503)
 
 
 @router.post("/feedback", status_code=202, response_model=FeedbackAccepted, responses=_ERRORS)

@@ -1,0 +1,79 @@
+"""A consumer-group member that hands batches of records to its subclass, in a thread of its own."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+from collections.abc import Mapping
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+
+from policyloop_common.kafka.consumer import consumer_config
+
+log = logging.getLogger(__name__)
+
+
+class BatchConsumerLoop(abc.ABC):
+    """Polls up to ``batch_size`` records and calls :meth:`process_batch`; offsets are the subclass's to commit."""
+
+    thread_name = "consumer-loop"
+
+    def __init__(self, kafka: Mapping[str, str], *, group_id: str, topics: list[str], batch_size: int,
+                 poll_timeout: float) -> None:
+        self.consumer = Consumer(consumer_config(kafka, group_id=group_id))
+        self._topics = topics
+        self._batch_size = batch_size
+        self._poll_timeout = poll_timeout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+
+    @abc.abstractmethod
+    def process_batch(self, records: list[Message]) -> None:
+        """Handle one batch of records (never empty, errors already removed)."""
+
+    def start(self) -> None:
+        """Join the consumer group and start the loop."""
+        self.consumer.subscribe(self._topics)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """True while the loop runs."""
+        return self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the loop is being stopped."""
+        self._stop.wait(seconds)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in hand, then leave the group so the partitions move at once."""
+        self._stop.set()
+        self._thread.join(timeout=timeout)
+        self.consumer.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = self.consumer.consume(num_messages=self._batch_size, timeout=self._poll_timeout)
+            except KafkaException as error:
+                log.warning("consume failed", extra={"error": str(error)})
+                self.pause(1)
+                continue
+            records = [message for message in messages if not _is_error(message)]
+            if records:
+                self.process_batch(records)
+
+
+def _is_error(message: Message) -> bool:
+    error = message.error()
+    if error is None:
+        return False
+    if error.code() != KafkaError._PARTITION_EOF:
+        log.warning("consumer error", extra={"error": error.str()})
+    return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from policyloop_common.events import EVENT_TYPES
-
 from tools.event_schemas import asyncapi, schema_files
 
 

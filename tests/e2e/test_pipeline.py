@@ -6,8 +6,8 @@ import uuid
 
 import httpx
 import pytest
-from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC
 
+from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC
 from tests.support.kafka_reader import headers_of, read_events, read_topic
 from tests.support.polling import eventually
 from tests.support.stack import ServiceStack

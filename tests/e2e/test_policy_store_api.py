@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+
 from policyloop_common.cloudevents import encode
 from policyloop_common.events import DecisionDetails, DecisionKind, PolicyGenerated
 from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
 from policyloop_common.policy import GeneratorInfo, Policy
-
 from tests.support.kafka_reader import headers_of, read_topic
 from tests.support.polling import eventually
 from tests.support.stack import ServiceStack

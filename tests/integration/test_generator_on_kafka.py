@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import Producer
+
 from policy_generator.decision import DecisionMaker
 from policy_generator.policy_feed import PolicyFeed
 from policy_generator.policy_index import PolicyIndex
@@ -17,7 +18,6 @@ from policyloop_common.cloudevents import encode
 from policyloop_common.events import FeedbackContext, FeedbackSubmitted, PolicyGenerated, PolicySkipped, Rating
 from policyloop_common.kafka.dead_letters import OFFSET_HEADER, REASON_HEADER
 from policyloop_common.kafka.topics import all_topics, ensure_topics
-
 from tests.support.kafka_reader import headers_of, read_events, read_topic
 from tests.support.polling import eventually
 
@@ -163,7 +163,6 @@ def test_a_restarted_generator_remembers_policies_from_the_topic(kafka_bootstrap
 def test_a_model_that_keeps_failing_gives_generation_failed_and_a_replayable_dead_letter(
         kafka_bootstrap: str, topics: Topics, unique_name: str) -> None:
     from policy_generator.providers.openai_provider import OpenAIProvider
-
     from tests.support.fake_openai import FakeOpenAI, Reply
 
     with FakeOpenAI() as model:

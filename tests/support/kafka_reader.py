@@ -6,6 +6,7 @@ import time
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
 from policyloop_common.cloudevents import IncomingEvent, decode, header_map
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from policyloop_common.auth import mint_token
 from policyloop_common.kafka.topics import all_topics, ensure_topics
 from policyloop_common.settings import ServiceSettings
-
 from tests.support.infrastructure import ServerSet, free_port
 from tools.local_stack.services import SERVICES, service_url, start_service, stop_service
 

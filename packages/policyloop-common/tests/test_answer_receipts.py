@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from policyloop_common.answer_receipts import InvalidReceipt, context_digest, issue_receipt, verify_receipt
 
 KEY = "receipt-key-" * 4

@@ -6,6 +6,7 @@ import time
 
 import jwt
 import pytest
+
 from policyloop_common.auth import TokenVerifier, mint_token
 from policyloop_common.errors import ApiError
 from policyloop_common.settings import ServiceSettings

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from policyloop_common.cloudevents import UnreadableEvent, decode, encode, header_map
 from policyloop_common.events import FeedbackContext, FeedbackSubmitted, Rating
 

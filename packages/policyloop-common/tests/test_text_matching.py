@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from policyloop_common.text_matching import fold, normalize, schema_objects, similarity, terms
 
 

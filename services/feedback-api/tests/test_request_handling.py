@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from feedback_api.idempotency import IdempotencyRecord, feedback_id_for
 from feedback_api.messages import accepted_message, preferred_language
 from feedback_api.models import FeedbackRequest
 from feedback_api.rate_limit import RateLimiter
-from pydantic import ValidationError
 
 
 @pytest.mark.parametrize(("header", "language"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from policy_generator.context import GenerationContext
 from policy_generator.evaluation import evaluate_cases, load_cases
 from policy_generator.providers.base import DecisionRequest, Verdict

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from policy_generator.context import GenerationContext
 from policy_generator.providers.base import Candidate, DecisionRequest, ProviderError, Verdict
 from policy_generator.providers.openai_provider import OpenAIProvider
 from policyloop_common.policy import GeneratorInfo, Policy
-
 from tests.support.fake_openai import FakeOpenAI, Reply
 
 POLICY = {"category": "schema_mapping", "priority": "high",

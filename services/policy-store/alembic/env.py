@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from policy_store.models import Base
 from sqlalchemy import engine_from_config, pool
+
+from policy_store.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
 from policy_store.core.db import make_engine, make_session_factory
 from policy_store.migrate import upgrade
-from sqlalchemy.orm import Session, sessionmaker
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
 from policy_store.materializer import Materializer
 from policy_store.models import FeedbackRecord, PolicyHistory, PolicyRecord
 from policyloop_common.cloudevents import IncomingEvent, decode, encode
@@ -21,8 +24,6 @@ from policyloop_common.events import (
     SkipReason,
 )
 from policyloop_common.policy import GeneratorInfo, Policy
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine, inspect
+
 from policy_store.migrate import downgrade, upgrade
 from policy_store.models import Base
-from sqlalchemy import create_engine, inspect
 
 pytestmark = pytest.mark.integration
 

@@ -6,19 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from policyloop_common.auth import TokenVerifier
-from policyloop_common.body_limit import BodySizeLimit
-from policyloop_common.errors import install_error_handlers
-from policyloop_common.health import health_router
-from policyloop_common.http_metrics import HttpMetrics
-from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
-from policyloop_common.metrics import metrics_router
-from policyloop_common.serving import serve
 
 from feedback_api.api.routes import feedback
 from feedback_api.core.config import FeedbackApiSettings
 from feedback_api.idempotency import IdempotencyRecord
 from feedback_api.rate_limit import RateLimiter
+from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
+from policyloop_common.service_app import service_app
+from policyloop_common.serving import serve
 
 
 def create_app(settings: FeedbackApiSettings | None = None) -> FastAPI:
@@ -35,19 +30,14 @@ def create_app(settings: FeedbackApiSettings | None = None) -> FastAPI:
         finally:
             producer.close()
 
-    app = FastAPI(title="policyloop feedback-api", version="1.0.0", lifespan=lifespan,
-                  description="Accepts ratings of the assistant's answers and publishes them durably to Kafka.")
-    app.state.settings = settings
-    app.state.token_verifier = TokenVerifier(settings)
+    app = service_app(
+        settings=settings, title="policyloop feedback-api", lifespan=lifespan, routers=[feedback.router],
+        description="Accepts ratings of the assistant's answers and publishes them durably to Kafka.",
+        readiness=lambda app: {"kafka": lambda: app.state.publisher.broker_reachable()},
+        max_body_bytes=settings.max_body_bytes)
     app.state.idempotency = IdempotencyRecord(ttl_seconds=settings.idempotency_ttl_seconds,
                                               max_entries=settings.idempotency_max_entries)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
-    install_error_handlers(app)
-    app.include_router(feedback.router)
-    app.include_router(health_router({"kafka": lambda: app.state.publisher.broker_reachable()}))
-    app.include_router(metrics_router())
-    app.add_middleware(HttpMetrics, service=settings.service_name)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from policyloop_common.events import MAX_TEXT, FeedbackContext, Rating
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from policyloop_common.events import MAX_TEXT, FeedbackContext, Rating
 
 
 class FeedbackRequest(BaseModel):

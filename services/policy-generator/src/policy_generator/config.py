@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 from typing import Literal
 
+from pydantic import Field
+
 from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC
 from policyloop_common.settings import ServiceSettings
-from pydantic import Field
 
 
 class GeneratorSettings(ServiceSettings):

@@ -8,6 +8,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from policy_generator.context import build_context
+from policy_generator.dedup import find_duplicate, rank_candidates
+from policy_generator.metrics import DECISION_SECONDS, DECISIONS, LLM_CALLS, LLM_TOKENS
+from policy_generator.policy_index import PolicyIndex
+from policy_generator.providers.base import DecisionRequest, PolicyProvider, ProviderError, Verdict
 from policyloop_common.events import (
     DecisionDetails,
     DecisionEvent,
@@ -21,12 +26,6 @@ from policyloop_common.events import (
 )
 from policyloop_common.policy import GeneratorInfo, Policy, PolicyStatus
 from policyloop_common.text_matching import schema_objects
-
-from policy_generator.context import build_context
-from policy_generator.dedup import find_duplicate, rank_candidates
-from policy_generator.metrics import DECISION_SECONDS, DECISIONS, LLM_CALLS, LLM_TOKENS
-from policy_generator.policy_index import PolicyIndex
-from policy_generator.providers.base import DecisionRequest, PolicyProvider, ProviderError, Verdict
 
 log = logging.getLogger(__name__)
 

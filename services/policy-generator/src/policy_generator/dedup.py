@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from policyloop_common.policy import Policy, PolicyStatus
-from policyloop_common.text_matching import Document, schema_objects, similarity_docs
-
 from policy_generator.context import GenerationContext
 from policy_generator.providers.base import Candidate
+from policyloop_common.policy import Policy, PolicyStatus
+from policyloop_common.text_matching import Document, schema_objects, similarity_docs
 
 # Measured on shared/data/feedback-cases.jsonl (see tests/test_dedup.py): paraphrases of one lesson score
 # 0.45–0.9 against its policy, different lessons on the same tables stay below 0.35. 0.45 keeps a margin on

@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 
-from policyloop_common.events import FeedbackSubmitted, PolicyGenerated, PolicySkipped, SkipReason
-
 from policy_generator.decision import DecisionMaker
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.base import PolicyProvider
+from policyloop_common.events import FeedbackSubmitted, PolicyGenerated, PolicySkipped, SkipReason
 
 
 @dataclass

@@ -9,10 +9,6 @@ from contextlib import asynccontextmanager
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
-from policyloop_common.errors import install_error_handlers
-from policyloop_common.health import health_router
-from policyloop_common.metrics import metrics_router
-from policyloop_common.serving import serve
 
 from policy_generator.config import GeneratorSettings
 from policy_generator.decision import DecisionMaker
@@ -20,6 +16,8 @@ from policy_generator.policy_feed import PolicyFeed
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.factory import build_provider
 from policy_generator.worker import GeneratorWorker
+from policyloop_common.service_app import service_app
+from policyloop_common.serving import serve
 
 log = logging.getLogger(__name__)
 INDEX_LOAD_TIMEOUT_SECONDS = 120
@@ -63,16 +61,14 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
             return False
         return True
 
-    app = FastAPI(title="policyloop policy-generator", version="1.0.0", lifespan=lifespan,
-                  description="Health and metrics of the policy generator.")
-    install_error_handlers(app)
-    app.include_router(health_router({
-        "kafka": kafka_reachable,
-        "policy_index": lambda: app.state.feed.caught_up and app.state.feed.alive,
-        "worker": lambda: app.state.worker.alive,
-    }))
-    app.include_router(metrics_router())
-    return app
+    return service_app(
+        settings=settings, title="policyloop policy-generator", lifespan=lifespan, routers=[],
+        description="Health and metrics of the policy generator.", authenticated=False,
+        readiness=lambda app: {
+            "kafka": kafka_reachable,
+            "policy_index": lambda: app.state.feed.caught_up and app.state.feed.alive,
+            "worker": lambda: app.state.worker.alive,
+        })
 
 
 def run() -> None:

@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-from policyloop_common.cloudevents import UnreadableEvent, decode
-from policyloop_common.kafka.consumer import consumer_config
 
 from policy_generator.policy_index import PolicyIndex
+from policyloop_common.cloudevents import UnreadableEvent, decode
+from policyloop_common.kafka.consumer import consumer_config
 
 log = logging.getLogger(__name__)
 

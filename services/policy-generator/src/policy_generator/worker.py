@@ -6,15 +6,15 @@ import logging
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaException, Message, Producer, TopicPartition
+
+from policy_generator.decision import DecisionMaker
+from policy_generator.metrics import KNOWN_POLICIES, TRANSACTIONS
 from policyloop_common.cloudevents import UnreadableEvent, decode, encode
 from policyloop_common.events import FeedbackSubmitted, PolicyGenerationFailed
 from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
 from policyloop_common.logging import log_context
 from policyloop_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_PUBLISHED, INTERNAL_ERRORS
-
-from policy_generator.decision import DecisionMaker
-from policy_generator.metrics import KNOWN_POLICIES, TRANSACTIONS
 
 log = logging.getLogger(__name__)
 SOURCE = "/policyloop/policy-generator"

@@ -7,17 +7,17 @@ import time
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaException, Message, TopicPartition
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from policy_store.materializer import Materializer
+from policy_store.metrics import BATCH_SECONDS, EVENTS_APPLIED
 from policyloop_common.cloudevents import IncomingEvent, UnreadableEvent, decode
 from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
 from policyloop_common.kafka.producer import DurableProducer, PublishFailed
 from policyloop_common.logging import log_context
 from policyloop_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED, INTERNAL_ERRORS
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
-
-from policy_store.materializer import Materializer
-from policy_store.metrics import BATCH_SECONDS, EVENTS_APPLIED
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0

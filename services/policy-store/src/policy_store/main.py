@@ -6,20 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from policyloop_common.auth import TokenVerifier
-from policyloop_common.body_limit import BodySizeLimit
-from policyloop_common.errors import install_error_handlers
-from policyloop_common.health import health_router
-from policyloop_common.http_metrics import HttpMetrics
-from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
-from policyloop_common.metrics import metrics_router
-from policyloop_common.serving import serve
 
 from policy_store.api.routes import feedback, policies
 from policy_store.consumer import StoreConsumer
 from policy_store.core.config import StoreSettings
 from policy_store.core.db import database_reachable, make_engine, make_session_factory
 from policy_store.materializer import Materializer
+from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
+from policyloop_common.service_app import service_app
+from policyloop_common.serving import serve
 
 
 def create_app(settings: StoreSettings | None = None) -> FastAPI:
@@ -46,23 +41,17 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             producer.close()
             engine.dispose()
 
-    app = FastAPI(title="policyloop policy-store", version="1.0.0", lifespan=lifespan,
-                  description="Feedback status, policies for the assistant, and review actions.")
-    app.state.settings = settings
+    app = service_app(
+        settings=settings, title="policyloop policy-store", lifespan=lifespan,
+        description="Feedback status, policies for the assistant, and review actions.",
+        routers=[feedback.router, policies.router],
+        readiness=lambda app: {
+            "database": lambda: database_reachable(engine),
+            "kafka": lambda: app.state.publisher.broker_reachable(),
+            "consumer": lambda: app.state.consumer.alive and app.state.consumer.database_healthy,
+        })
     app.state.session_factory = make_session_factory(engine)
     app.state.materializer = Materializer(auto_activate=settings.auto_activate)
-    app.state.token_verifier = TokenVerifier(settings)
-    install_error_handlers(app)
-    app.include_router(feedback.router)
-    app.include_router(policies.router)
-    app.include_router(health_router({
-        "database": lambda: database_reachable(engine),
-        "kafka": lambda: app.state.publisher.broker_reachable(),
-        "consumer": lambda: app.state.consumer.alive and app.state.consumer.database_healthy,
-    }))
-    app.include_router(metrics_router())
-    app.add_middleware(HttpMetrics, service=settings.service_name)
-    app.add_middleware(BodySizeLimit, max_bytes=64 * 1024)
     return app
 
 

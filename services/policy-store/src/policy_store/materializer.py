@@ -5,6 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from policy_store.models import FeedbackRecord, PolicyEvidence, PolicyHistory, PolicyRecord, ProcessedEvent
+from policy_store.serialization import policy_document
 from policyloop_common.cloudevents import IncomingEvent
 from policyloop_common.events import (
     FeedbackSubmitted,
@@ -17,12 +23,6 @@ from policyloop_common.events import (
 )
 from policyloop_common.policy import Policy, PolicyStatus
 from policyloop_common.text_matching import schema_objects
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
-
-from policy_store.models import FeedbackRecord, PolicyEvidence, PolicyHistory, PolicyRecord, ProcessedEvent
-from policy_store.serialization import policy_document
 
 log = logging.getLogger(__name__)
 

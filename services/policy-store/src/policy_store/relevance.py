@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
+from policy_store.models import PolicyRecord
 from policyloop_common.policy import PolicyPriority
 from policyloop_common.text_matching import Document, similarity_docs
-
-from policy_store.models import PolicyRecord
 
 PRIORITY_BOOST = {PolicyPriority.HIGH.value: 0.06, PolicyPriority.MEDIUM.value: 0.03, PolicyPriority.LOW.value: 0.0}
 

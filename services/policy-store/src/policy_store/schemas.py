@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from pydantic import BaseModel, Field
+
 from policyloop_common.errors import error_responses
 from policyloop_common.policy import Policy
-from pydantic import BaseModel, Field
 
 ERROR_RESPONSES = error_responses(401, 403, 404, 409, 422, 503)
 

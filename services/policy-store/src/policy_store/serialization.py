@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from policyloop_common.policy import GeneratorInfo, Policy
-
 from policy_store.models import FeedbackRecord, PolicyHistory, PolicyRecord
+from policyloop_common.policy import GeneratorInfo, Policy
 
 
 def policy_model(record: PolicyRecord) -> Policy:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from policyloop_common.settings import ServiceSettings
 from pydantic import Field, model_validator
+
+from policyloop_common.settings import ServiceSettings
 
 
 class FeedbackApiSettings(ServiceSettings):

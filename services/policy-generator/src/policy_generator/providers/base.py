@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from policy_generator.context import GenerationContext
 from policyloop_common.events import TokenUsage
 from policyloop_common.policy import Policy, PolicyContent
-
-from policy_generator.context import GenerationContext
 
 
 class Verdict(StrEnum):

@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from policyloop_common.policy import PolicyCategory, PolicyContent, PolicyPriority
-from policyloop_common.text_matching import fold, schema_objects, terms
-
 from policy_generator.context import GenerationContext
 from policy_generator.dedup import DUPLICATE_THRESHOLD, find_duplicate
 from policy_generator.providers.base import Candidate, DecisionRequest, ProviderDecision, Verdict
+from policyloop_common.policy import PolicyCategory, PolicyContent, PolicyPriority
+from policyloop_common.text_matching import fold, schema_objects, terms
 
 # How much lower the similarity bar is for a candidate of the category this feedback's lesson belongs to.
 SAME_CATEGORY_ALLOWANCE = 0.15

@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 
 import openai
-from policyloop_common.events import TokenUsage
-from policyloop_common.policy import PolicyContent
 from pydantic import BaseModel, ValidationError
 
 from policy_generator.prompts import SYSTEM_PROMPT, decision_schema, user_message
 from policy_generator.providers.base import DecisionRequest, ProviderDecision, ProviderError, Verdict
+from policyloop_common.events import TokenUsage
+from policyloop_common.policy import PolicyContent
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0

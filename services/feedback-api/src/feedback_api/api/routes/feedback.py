@@ -11,6 +11,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
+
+from feedback_api.core.config import FeedbackApiSettings
+from feedback_api.idempotency import IdempotencyRecord, body_fingerprint, feedback_id_for
+from feedback_api.messages import accepted_message, preferred_language
+from feedback_api.metrics import FEEDBACK_ACCEPTED, FEEDBACK_REJECTED
+from feedback_api.models import FeedbackAccepted, FeedbackRequest
+from feedback_api.rate_limit import retry_after_header
 from policyloop_common.answer_receipts import InvalidReceipt, verify_receipt
 from policyloop_common.auth import Principal, Role, require_roles
 from policyloop_common.cloudevents import encode
@@ -19,13 +26,6 @@ from policyloop_common.events import FeedbackSubmitted, Rating
 from policyloop_common.kafka.producer import PublishFailed
 from policyloop_common.logging import log_context
 from policyloop_common.metrics import EVENTS_PUBLISHED
-
-from feedback_api.core.config import FeedbackApiSettings
-from feedback_api.idempotency import IdempotencyRecord, body_fingerprint, feedback_id_for
-from feedback_api.messages import accepted_message, preferred_language
-from feedback_api.metrics import FEEDBACK_ACCEPTED, FEEDBACK_REJECTED
-from feedback_api.models import FeedbackAccepted, FeedbackRequest
-from feedback_api.rate_limit import retry_after_header
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["feedback"])

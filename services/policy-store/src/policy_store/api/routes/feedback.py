@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from policyloop_common.auth import Principal, Role, require_roles
-from policyloop_common.errors import ApiError
 
 from policy_store.core.db import SessionDep
 from policy_store.models import FeedbackRecord
 from policy_store.schemas import ERROR_RESPONSES, FeedbackStatus
 from policy_store.serialization import feedback_status
+from policyloop_common.auth import Principal, Role, require_roles
+from policyloop_common.errors import ApiError
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 ReaderDep = Annotated[Principal, Depends(require_roles(Role.USER, Role.ADMIN))]

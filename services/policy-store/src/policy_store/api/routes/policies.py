@@ -9,13 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
-from policyloop_common.auth import Principal, Role, require_roles
-from policyloop_common.cloudevents import decode, encode
-from policyloop_common.errors import ApiError
-from policyloop_common.events import PolicyReviewed, ReviewAction
-from policyloop_common.kafka.producer import PublishFailed
-from policyloop_common.policy import PolicyCategory, PolicyPriority, PolicyStatus
-from policyloop_common.text_matching import Document
 from sqlalchemy import and_, or_, select
 
 from policy_store.core.db import SessionDep
@@ -32,6 +25,13 @@ from policy_store.schemas import (
     ReviewRequest,
 )
 from policy_store.serialization import history_entry, policy_document
+from policyloop_common.auth import Principal, Role, require_roles
+from policyloop_common.cloudevents import decode, encode
+from policyloop_common.errors import ApiError
+from policyloop_common.events import PolicyReviewed, ReviewAction
+from policyloop_common.kafka.producer import PublishFailed
+from policyloop_common.policy import PolicyCategory, PolicyPriority, PolicyStatus
+from policyloop_common.text_matching import Document
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 ReaderDep = Annotated[Principal, Depends(require_roles(Role.ASSISTANT, Role.ADMIN))]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policyloop_common.policy import Policy
+from policyloop_common.policy import Policy, PolicyStatus
 
 FEEDBACK_SUBMITTED_TOPIC = "feedback.submitted.v1"
 POLICY_DECISIONS_TOPIC = "policy.decisions.v1"
@@ -162,6 +162,14 @@ class ReviewAction(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     RETIRE = "retire"
+
+
+# The status a policy has after each review action.
+REVIEW_OUTCOME: dict[ReviewAction, PolicyStatus] = {
+    ReviewAction.APPROVE: PolicyStatus.ACTIVE,
+    ReviewAction.REJECT: PolicyStatus.REJECTED,
+    ReviewAction.RETIRE: PolicyStatus.RETIRED,
+}
 
 
 class PolicyReviewed(BaseModel):

@@ -8,23 +8,16 @@ batch, and either kept on commit or dropped on abort.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
 from policyloop_common.events import (
+    REVIEW_OUTCOME,
     PolicyGenerated,
     PolicyGenerationFailed,
     PolicyReviewed,
     PolicySkipped,
-    ReviewAction,
     SkipReason,
 )
-from policyloop_common.policy import Policy, PolicyStatus
-
-_REVIEW_STATUS = {
-    ReviewAction.APPROVE: PolicyStatus.ACTIVE,
-    ReviewAction.REJECT: PolicyStatus.REJECTED,
-    ReviewAction.RETIRE: PolicyStatus.RETIRED,
-}
+from policyloop_common.policy import Policy
 
 IndexedEvent = PolicyGenerated | PolicySkipped | PolicyGenerationFailed | PolicyReviewed
 
@@ -102,7 +95,7 @@ class PolicyIndex:
     def _apply_review(self, event: PolicyReviewed) -> None:
         policy = self._policies.get(event.policy_id)
         if policy is not None:
-            self._policies[event.policy_id] = policy.model_copy(update={"status": _REVIEW_STATUS[event.action]})
+            self._policies[event.policy_id] = policy.model_copy(update={"status": REVIEW_OUTCOME[event.action]})
 
     def _add_evidence(self, policy_id: str | None, feedback_id: str) -> None:
         policy = self._policies.get(policy_id or "")
@@ -112,9 +105,3 @@ class PolicyIndex:
         self._policies[policy.policy_id] = policy.model_copy(
             update={"source_feedback_ids": sources, "support_count": len(sources)})
 
-
-def load(index: PolicyIndex, events: Iterable[IndexedEvent]) -> PolicyIndex:
-    """Apply ``events`` in order; used when rebuilding from the topics."""
-    for event in events:
-        index.apply(event)
-    return index

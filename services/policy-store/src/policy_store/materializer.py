@@ -13,6 +13,7 @@ from policy_store.models import FeedbackRecord, PolicyEvidence, PolicyHistory, P
 from policy_store.serialization import policy_document
 from policyloop_common.cloudevents import IncomingEvent
 from policyloop_common.events import (
+    REVIEW_OUTCOME,
     FeedbackSubmitted,
     PolicyGenerated,
     PolicyGenerationFailed,
@@ -26,11 +27,6 @@ from policyloop_common.text_matching import schema_objects
 
 log = logging.getLogger(__name__)
 
-REVIEW_STATUS = {
-    ReviewAction.APPROVE: PolicyStatus.ACTIVE,
-    ReviewAction.REJECT: PolicyStatus.REJECTED,
-    ReviewAction.RETIRE: PolicyStatus.RETIRED,
-}
 GENERATOR_ACTOR = "policy-generator"
 
 
@@ -135,7 +131,7 @@ class Materializer:
                                         PolicyHistory.version.is_(None))
             .order_by(PolicyHistory.at.desc()).limit(1)).scalar_one_or_none()
         if review is not None:
-            record.status = REVIEW_STATUS[ReviewAction(review.action)].value
+            record.status = REVIEW_OUTCOME[ReviewAction(review.action)].value
 
     def _add_evidence(self, session: Session, policy_id: str, feedback_id: str, incoming: IncomingEvent) -> None:
         added = session.execute(insert(PolicyEvidence)
@@ -158,7 +154,7 @@ class Materializer:
                                       actor=event.reviewer, reason=event.reason, at=event.reviewed_at,
                                       event_id=event_id, snapshot=None))
             return
-        status = REVIEW_STATUS[event.action]
+        status = REVIEW_OUTCOME[event.action]
         record.status = status.value
         record.updated_at = event.reviewed_at
         if status is PolicyStatus.ACTIVE and record.valid_from is None:

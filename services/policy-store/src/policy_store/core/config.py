@@ -29,3 +29,5 @@ class StoreSettings(ServiceSettings):
     # New policies are active at once unless reviewers want to see each one first.
     auto_activate: bool = True
     relevance_floor: float = Field(default=0.05, ge=0, le=1)
+    # How long GET /v1/feedback/{id} waits for a feedback the consumer has not stored yet before answering 404.
+    unknown_feedback_grace_seconds: float = Field(default=2.0, ge=0, le=30)

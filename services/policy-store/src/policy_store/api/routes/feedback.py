@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from policy_store.core.db import SessionDep
 from policy_store.models import FeedbackRecord
@@ -19,10 +22,15 @@ ReaderDep = Annotated[Principal, Depends(require_roles(Role.USER, Role.ADMIN))]
 
 @router.get("/{feedback_id}", response_model=FeedbackStatus, response_model_exclude_none=True,
             responses=ERROR_RESPONSES)
-def get_feedback(feedback_id: str, session: SessionDep, principal: ReaderDep) -> dict:
+async def get_feedback(feedback_id: str, request: Request, session: SessionDep, principal: ReaderDep) -> dict:
     """The status of one feedback; another user's feedback is reported as not found."""
-    record = session.get(FeedbackRecord, feedback_id)
-    # An unknown id and someone else's id answer alike, so ids cannot be probed.
-    if record is None or (not principal.is_admin and record.user_id != principal.user_id):
-        raise ApiError(404, "not_found", f"no feedback {feedback_id}")
-    return feedback_status(record)
+    # A client that asks right after its 202 may be a moment ahead of the consumer: give the event a short
+    # grace to arrive. Unknown ids and other users' ids both wait it out, so their answers cannot be told apart.
+    deadline = time.monotonic() + request.app.state.settings.unknown_feedback_grace_seconds
+    while True:
+        record = await run_in_threadpool(session.get, FeedbackRecord, feedback_id)
+        if record is not None and (principal.is_admin or record.user_id == principal.user_id):
+            return feedback_status(record)
+        if time.monotonic() >= deadline:
+            raise ApiError(404, "not_found", f"no feedback {feedback_id}")
+        await asyncio.sleep(0.1)

@@ -34,6 +34,7 @@ from policyloop_common.policy import PolicyCategory, PolicyPriority, PolicyStatu
 from policyloop_common.text_matching import Document
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
+LIST_RESPONSES = {**ERROR_RESPONSES, 304: {"description": "not modified: the If-None-Match tag is current"}}
 ReaderDep = Annotated[Principal, Depends(require_roles(Role.ASSISTANT, Role.ADMIN))]
 AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
@@ -45,7 +46,7 @@ ALLOWED_FROM = {
 }
 
 
-@router.get("", response_model=PolicyPage, responses={**ERROR_RESPONSES, 304: {"description": "not modified"}})
+@router.get("", response_model=PolicyPage, responses=LIST_RESPONSES)
 def list_policies(
     request: Request, session: SessionDep, _: ReaderDep,
     status: PolicyStatus = PolicyStatus.ACTIVE,
@@ -71,19 +72,20 @@ def list_policies(
     return json_with_etag(request, {"items": [policy_document(row) for row in page], "next_cursor": next_cursor})
 
 
-@router.get("/relevant", response_model=RelevantPolicies, responses=ERROR_RESPONSES)
+@router.get("/relevant", response_model=RelevantPolicies, responses=LIST_RESPONSES)
 def relevant_policies(
     request: Request, session: SessionDep, _: ReaderDep,
     question: Annotated[str, Query(min_length=1, max_length=4000)],
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
-) -> dict:
+) -> Response:
     """The active policies most relevant to ``question``, best first, with their scores."""
     probe = Document.of(question)
     floor = request.app.state.settings.relevance_floor
     scored = [(relevance(probe, row), row) for row in session.execute(
         select(PolicyRecord).where(PolicyRecord.status == PolicyStatus.ACTIVE.value)).scalars()]
     ranked = sorted((pair for pair in scored if pair[0] >= floor), key=lambda pair: (-pair[0], pair[1].policy_id))
-    return {"items": [{"policy": policy_document(row), "score": score} for score, row in ranked[:limit]]}
+    return json_with_etag(request, {"items": [{"policy": policy_document(row), "score": score}
+                                              for score, row in ranked[:limit]]})
 
 
 @router.get("/{policy_id}", responses=ERROR_RESPONSES)
@@ -92,13 +94,14 @@ def get_policy(policy_id: str, session: SessionDep, _: ReaderDep) -> dict:
     return policy_document(_policy_or_404(session, policy_id))
 
 
-@router.get("/{policy_id}/history", response_model=PolicyHistoryPage, responses=ERROR_RESPONSES)
-def policy_history(policy_id: str, session: SessionDep, _: AdminDep) -> dict:
+@router.get("/{policy_id}/history", response_model=PolicyHistoryPage,
+            responses=LIST_RESPONSES)
+def policy_history(policy_id: str, request: Request, session: SessionDep, _: AdminDep) -> Response:
     """Every change of a policy, oldest first: version, action, who, when, why."""
     _policy_or_404(session, policy_id)
     rows = session.execute(select(PolicyHistory).where(PolicyHistory.policy_id == policy_id)
                            .order_by(PolicyHistory.at, PolicyHistory.id)).scalars()
-    return {"policy_id": policy_id, "items": [history_entry(row) for row in rows]}
+    return json_with_etag(request, {"policy_id": policy_id, "items": [history_entry(row) for row in rows]})
 
 
 async def _review(action: ReviewAction, policy_id: str, request: Request, principal: Principal,

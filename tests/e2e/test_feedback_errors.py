@@ -102,6 +102,25 @@ def test_invalid_fields_are_422_naming_the_field(stack: ServiceStack, body: dict
     assert any(field in detail["field"] for detail in error["details"]), error["details"]
 
 
+def test_nul_characters_are_refused_before_they_reach_the_pipeline(stack: ServiceStack) -> None:
+    # PostgreSQL cannot store U+0000 in text: accepted, it would stall the store's consumer on that record.
+    body = {**VALID, "comment": "total_users\u0000not users"}
+    error = assert_error(post(stack, body, stack.auth("u1", "user")), 422, "invalid_request")
+    assert any("comment" in detail["field"] for detail in error["details"])
+    nested = {**VALID, "context": {**VALID["context"], "results": [{"rows": ["a\u0000b"]}]}}
+    assert_error(post(stack, nested, stack.auth("u1", "user")), 422, "invalid_request")
+
+
+def test_nul_in_a_store_path_is_not_a_server_error(stack: ServiceStack) -> None:
+    reply = httpx.get(f"{stack.policy_store}/v1/policies/bad%00id", headers=stack.auth("root", "admin"))
+    assert reply.status_code == 404
+    reply = httpx.get(f"{stack.policy_store}/v1/feedback/bad%00id", headers=stack.auth("root", "admin"))
+    assert reply.status_code == 404
+    reply = httpx.get(f"{stack.policy_store}/v1/policies/relevant", params={"question": "a\x00b"},
+                      headers=stack.auth("root", "admin"))
+    assert reply.status_code == 200
+
+
 def test_malformed_json_is_422_not_500(stack: ServiceStack) -> None:
     response = httpx.post(f"{stack.feedback_api}/v1/feedback", content=b"{not json",
                           headers={**stack.auth("u1", "user"), "Content-Type": "application/json"})
@@ -188,3 +207,42 @@ def test_answer_receipts_when_required(infrastructure: ServerSet, stack: Service
         ]
         for refused in refusals:
             assert_error(refused, 403, "invalid_answer_receipt")
+
+
+def test_per_address_limit_comes_before_authentication(infrastructure: ServerSet, stack: ServiceStack) -> None:
+    with extra_feedback_api(infrastructure, stack, RATE_LIMIT_PER_ADDRESS_PER_MINUTE="2") as url:
+        answers = [httpx.post(f"{url}/v1/feedback", json=VALID, timeout=30) for _ in range(3)]
+        assert [a.status_code for a in answers[:2]] == [401, 401]
+        assert_error(answers[2], 429, "rate_limited_address")
+        assert int(answers[2].headers["Retry-After"]) >= 1
+
+
+def test_deep_json_is_refused(stack: ServiceStack) -> None:
+    deep: list = [1]
+    for _ in range(12):
+        deep = [deep]
+    body = {**VALID, "context": {**VALID["context"], "results": [deep]}}
+    error = assert_error(post(stack, body, stack.auth("u1", "user")), 422, "invalid_request")
+    assert any("results" in detail["field"] for detail in error["details"])
+
+
+def test_security_headers_on_every_answer(stack: ServiceStack) -> None:
+    for response in (post(stack, VALID), httpx.get(f"{stack.policy_store}/healthz"),
+                     httpx.get(f"{stack.policy_generator}/metrics")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_cors_is_closed_by_default_and_open_to_the_configured_origin(infrastructure: ServerSet,
+                                                                      stack: ServiceStack) -> None:
+    preflight = {"Origin": "https://dashboard.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    closed = httpx.options(f"{stack.feedback_api}/v1/feedback", headers=preflight)
+    assert "access-control-allow-origin" not in closed.headers
+    with extra_feedback_api(infrastructure, stack, CORS_ALLOWED_ORIGINS="https://dashboard.example") as url:
+        allowed = httpx.options(f"{url}/v1/feedback", headers=preflight)
+        assert allowed.headers["access-control-allow-origin"] == "https://dashboard.example"
+        other = httpx.options(f"{url}/v1/feedback", headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

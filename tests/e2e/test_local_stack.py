@@ -95,3 +95,17 @@ def test_down_then_up_keeps_feedback_and_policies(local_dir: Path, stack_env: di
     assert result.returncode == 0, result.stderr
     again = httpx.get(f"{values['POLICY_STORE_URL']}/v1/policies", headers=headers, timeout=10).json()["items"]
     assert [p["policy_id"] for p in again] == [p["policy_id"] for p in listed]
+
+
+def test_receipts_are_off_by_default_and_on_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tools.local_stack import __main__ as local_stack
+
+    monkeypatch.setattr(local_stack, "SECRETS_ENV", tmp_path / "secrets.env")
+    monkeypatch.setattr(local_stack, "LOCAL", tmp_path)
+    kafka, postgres = local_stack.kafka_broker(), local_stack.postgres_server()
+    monkeypatch.delenv("REQUIRE_ANSWER_RECEIPT", raising=False)
+    off = local_stack.stack_environment(kafka, postgres)
+    assert off["REQUIRE_ANSWER_RECEIPT"] == "false" and "ANSWER_RECEIPT_SECRET" not in off
+    monkeypatch.setenv("REQUIRE_ANSWER_RECEIPT", "true")
+    on = local_stack.stack_environment(kafka, postgres)
+    assert on["REQUIRE_ANSWER_RECEIPT"] == "true" and len(on["ANSWER_RECEIPT_SECRET"]) >= 32

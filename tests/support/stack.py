@@ -15,6 +15,10 @@ from policyloop_common.settings import ServiceSettings
 from tests.support.infrastructure import ServerSet, free_port
 from tools.local_stack.services import SERVICES, service_url, start_service, stop_service
 
+DATABASE_PASSWORD = "pg-pass-" + secrets.token_hex(8)
+OPENAI_KEY = "sk-test-" + secrets.token_hex(16)
+RECEIPT_SECRET = "receipt-" + secrets.token_hex(16)
+
 
 @dataclass
 class ServiceStack:
@@ -66,7 +70,8 @@ class ServiceStack:
 
 def start_stack(infra: ServerSet, **overrides: str) -> ServiceStack:
     """Topics, a fresh database with migrations, and the three services on free ports."""
-    database_url = infra.new_database("stack")
+    # Trust authentication ignores the password; it is there so the logs can be searched for it.
+    database_url = infra.new_database("stack").replace("postgres@", f"postgres:{DATABASE_PASSWORD}@")
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka.bootstrap,
@@ -81,7 +86,9 @@ def start_stack(infra: ServerSet, **overrides: str) -> ServiceStack:
         "GENERATOR_POLL_TIMEOUT_SECONDS": "0.2",
         **overrides,
     }
-    env.pop("OPENAI_API_KEY", None)
+    # A key is present but the provider is pinned to offline: the key must still never reach a log.
+    env["OPENAI_API_KEY"] = OPENAI_KEY
+    env["ANSWER_RECEIPT_SECRET"] = RECEIPT_SECRET
     for spec in SERVICES:
         env[f"{spec.name.replace('-', '_').upper()}_URL"] = service_url(spec, env)
     ensure_topics({"bootstrap.servers": infra.kafka.bootstrap}, all_topics(), partitions=3)

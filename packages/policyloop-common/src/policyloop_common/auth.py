@@ -49,7 +49,12 @@ class TokenVerifier:
         self.audience = settings.auth_jwt_audience
         self.leeway = settings.auth_clock_skew_seconds
         self._secret = settings.auth_jwt_secret
-        self._jwks = jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True) if settings.auth_jwks_url else None
+        # Keys are cached; a token with an unknown kid makes the client fetch the set again (key rotation),
+        # at most once per cooldown, so forged kids cannot turn the service against the key server.
+        self._jwks = (jwt.PyJWKClient(settings.auth_jwks_url, cache_jwk_set=True,
+                                      lifespan=settings.auth_jwks_cache_seconds, timeout=5,
+                                      cooldown_duration=settings.auth_jwks_refresh_cooldown_seconds)
+                      if settings.auth_jwks_url else None)
         if self.algorithm.startswith("HS") and not self._secret:
             raise ValueError("AUTH_JWT_SECRET is required for an HS* algorithm")
 
@@ -63,7 +68,7 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError as error:
             raise ApiError(401, "token_expired", "the token has expired", headers=_challenge()) from error
-        except (jwt.InvalidTokenError, jwt.PyJWKClientError) as error:
+        except (jwt.InvalidTokenError, jwt.PyJWKClientError, jwt.exceptions.PyJWKError) as error:
             raise ApiError(401, "invalid_token", f"the token is not valid: {error}", headers=_challenge()) from error
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):

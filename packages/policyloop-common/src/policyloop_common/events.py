@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from policyloop_common.policy import Policy, PolicyStatus
+from policyloop_common.safe_text import SafeJson, SafeText
 
 FEEDBACK_SUBMITTED_TOPIC = "feedback.submitted.v1"
 POLICY_DECISIONS_TOPIC = "policy.decisions.v1"
@@ -41,16 +42,16 @@ class FeedbackContext(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=MAX_TEXT)
-    answer: str | None = Field(default=None, max_length=MAX_ANSWER)
-    steps: list[Annotated[str, Field(max_length=MAX_ITEM_TEXT)]] = Field(
+    question: SafeText = Field(min_length=1, max_length=MAX_TEXT)
+    answer: SafeText | None = Field(default=None, max_length=MAX_ANSWER)
+    steps: list[Annotated[SafeText, Field(max_length=MAX_ITEM_TEXT)]] = Field(
         default_factory=list, max_length=MAX_LIST_ITEMS
     )
-    sql_queries: list[Annotated[str, Field(max_length=MAX_ITEM_TEXT)]] = Field(
+    sql_queries: list[Annotated[SafeText, Field(max_length=MAX_ITEM_TEXT)]] = Field(
         default_factory=list, max_length=MAX_LIST_ITEMS
     )
-    results: list[Any] = Field(default_factory=list, max_length=MAX_RESULT_ROWS)
-    model: str | None = Field(default=None, max_length=128)
+    results: list[SafeJson] = Field(default_factory=list, max_length=MAX_RESULT_ROWS)
+    model: SafeText | None = Field(default=None, max_length=128)
 
 
 class EventPayload(BaseModel):
@@ -71,11 +72,11 @@ class FeedbackSubmitted(EventPayload):
     ce_type: ClassVar[str] = "FeedbackSubmitted"
     topic: ClassVar[str] = FEEDBACK_SUBMITTED_TOPIC
 
-    user_id: str = Field(min_length=1, max_length=256)
-    conversation_id: str = Field(min_length=1, max_length=256)
-    message_id: str = Field(min_length=1, max_length=256)
+    user_id: SafeText = Field(min_length=1, max_length=256)
+    conversation_id: SafeText = Field(min_length=1, max_length=256)
+    message_id: SafeText = Field(min_length=1, max_length=256)
     rating: Rating
-    comment: str | None = Field(default=None, max_length=MAX_TEXT)
+    comment: SafeText | None = Field(default=None, max_length=MAX_TEXT)
     context: FeedbackContext
     submitted_at: datetime
 

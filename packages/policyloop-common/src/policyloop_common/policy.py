@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policyloop_common.safe_text import SafeText
+
 
 class PolicyStatus(StrEnum):
     """Lifecycle of a policy: pending_review -> active -> superseded | retired | rejected."""
@@ -53,11 +55,11 @@ class PolicyContent(BaseModel):
 
     category: PolicyCategory
     priority: PolicyPriority
-    rule: str = Field(min_length=1, max_length=2000)
-    correct_mapping: str | None = Field(default=None, max_length=1000)
-    missing_knowledge: str = Field(default="", max_length=2000)
-    examples: list[str] = Field(default_factory=list, max_length=10)
-    rationale: str = Field(default="", max_length=2000)
+    rule: SafeText = Field(min_length=1, max_length=2000)
+    correct_mapping: SafeText | None = Field(default=None, max_length=1000)
+    missing_knowledge: SafeText = Field(default="", max_length=2000)
+    examples: list[SafeText] = Field(default_factory=list, max_length=10)
+    rationale: SafeText = Field(default="", max_length=2000)
 
 
 class Policy(PolicyContent):

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from policyloop_common.auth import TokenVerifier
 from policyloop_common.body_limit import BodySizeLimit
@@ -13,6 +14,7 @@ from policyloop_common.errors import install_error_handlers
 from policyloop_common.health import ReadinessCheck, health_router
 from policyloop_common.http_metrics import HttpMetrics
 from policyloop_common.metrics import metrics_router
+from policyloop_common.security_headers import SecurityHeaders
 from policyloop_common.settings import ServiceSettings
 
 
@@ -32,4 +34,12 @@ def service_app(*, settings: ServiceSettings, title: str, description: str,
     app.include_router(metrics_router())
     app.add_middleware(HttpMetrics, service=settings.service_name)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    origins = settings.cors_origins()
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Accept-Language",
+                                          "X-Answer-Receipt", "If-None-Match"],
+                           expose_headers=["ETag", "Retry-After"], max_age=600)
+    # Outermost, so that every answer, errors and 413s included, carries the headers.
+    app.add_middleware(SecurityHeaders)
     return app

@@ -41,6 +41,11 @@ class ServiceSettings(BaseSettings):
     auth_jwt_audience: str = "policyloop"
     auth_jwks_url: str | None = None
     auth_clock_skew_seconds: int = 30
+    auth_jwks_cache_seconds: int = 300
+    auth_jwks_refresh_cooldown_seconds: float = 30.0
+
+    # Browser origins (the dashboard's) allowed to call the API; empty closes CORS entirely.
+    cors_allowed_origins: str = ""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
@@ -52,6 +57,13 @@ class ServiceSettings(BaseSettings):
             elif not self.auth_jwks_url:
                 raise ValueError(f"AUTH_JWKS_URL is required for {self.auth_jwt_algorithm}")
         return self
+
+    def cors_origins(self) -> list[str]:
+        """CORS_ALLOWED_ORIGINS as a list; a wildcard is refused, credentials travel in headers."""
+        origins = [origin.strip() for origin in self.cors_allowed_origins.split(",") if origin.strip()]
+        if "*" in origins:
+            raise ValueError("CORS_ALLOWED_ORIGINS must name origins; '*' is not allowed")
+        return origins
 
     def kafka_config(self) -> dict:
         """The librdkafka settings common to producers and consumers."""

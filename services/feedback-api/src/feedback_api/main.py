@@ -38,6 +38,7 @@ def create_app(settings: FeedbackApiSettings | None = None) -> FastAPI:
     app.state.idempotency = IdempotencyRecord(ttl_seconds=settings.idempotency_ttl_seconds,
                                               max_entries=settings.idempotency_max_entries)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.address_rate_limiter = RateLimiter(settings.rate_limit_per_address_per_minute)
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from policyloop_common.events import MAX_TEXT, FeedbackContext, Rating
+from policyloop_common.safe_text import SafeText
 
 
 class FeedbackRequest(BaseModel):
@@ -12,11 +13,11 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    conversation_id: str = Field(min_length=1, max_length=256)
-    message_id: str = Field(min_length=1, max_length=256)
+    conversation_id: SafeText = Field(min_length=1, max_length=256)
+    message_id: SafeText = Field(min_length=1, max_length=256)
     rating: Rating
     # validate_default: the check below must also run when the comment is left out.
-    comment: str | None = Field(default=None, max_length=MAX_TEXT, validate_default=True)
+    comment: SafeText | None = Field(default=None, max_length=MAX_TEXT, validate_default=True)
     context: FeedbackContext
 
     @field_validator("comment")

@@ -36,3 +36,12 @@ class RateLimiter:
 def retry_after_header(seconds: float) -> str:
     """A Retry-After value in whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies: int) -> str:
+    """The caller's address: the peer's, or the one the last trusted proxy saw in X-Forwarded-For."""
+    if trusted_proxies > 0 and forwarded_for:
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return peer or "unknown"

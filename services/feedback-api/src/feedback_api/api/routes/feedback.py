@@ -17,7 +17,7 @@ from feedback_api.idempotency import IdempotencyRecord, body_fingerprint, feedba
 from feedback_api.messages import accepted_message, preferred_language
 from feedback_api.metrics import FEEDBACK_ACCEPTED, FEEDBACK_REJECTED
 from feedback_api.models import FeedbackAccepted, FeedbackRequest
-from feedback_api.rate_limit import retry_after_header
+from feedback_api.rate_limit import client_address, retry_after_header
 from policyloop_common.answer_receipts import InvalidReceipt, verify_receipt
 from policyloop_common.auth import Principal, Role, require_roles
 from policyloop_common.cloudevents import encode
@@ -36,7 +36,20 @@ MAX_IDEMPOTENCY_KEY = 200
 _ERRORS = error_responses(401, 403, 409, 413, 422, 429, 503)
 
 
-@router.post("/feedback", status_code=202, response_model=FeedbackAccepted, responses=_ERRORS)
+def limit_client_address(request: Request) -> None:
+    """Per-address rate limit, checked before anything else so floods of bad requests are cut short too."""
+    settings: FeedbackApiSettings = request.app.state.settings
+    address = client_address(request.client.host if request.client else None,
+                             request.headers.get("x-forwarded-for"), settings.trusted_proxy_count)
+    wait = request.app.state.address_rate_limiter.acquire(address)
+    if wait > 0:
+        FEEDBACK_REJECTED.labels("rate_limited_address").inc()
+        raise ApiError(429, "rate_limited_address", "too many requests from this address; try again later",
+                       headers={"Retry-After": retry_after_header(wait)})
+
+
+@router.post("/feedback", status_code=202, response_model=FeedbackAccepted, responses=_ERRORS,
+             dependencies=[Depends(limit_client_address)])
 async def submit_feedback(
     body: FeedbackRequest,
     request: Request,
@@ -55,7 +68,7 @@ async def submit_feedback(
     if settings.require_answer_receipt:
         raw_context = (await request.json()).get("context")
         try:
-            verify_receipt(answer_receipt, key=settings.answer_receipt_secret,
+            verify_receipt(answer_receipt, key=settings.answer_receipt_key,
                            algorithm=settings.answer_receipt_algorithm, user_id=principal.user_id,
                            conversation_id=body.conversation_id, message_id=body.message_id, context=raw_context)
         except InvalidReceipt as error:
@@ -94,7 +107,7 @@ async def _publish(body: FeedbackRequest, request: Request, principal: Principal
         submitted_at=datetime.now(UTC),
     )
     trace_id = request.headers.get("traceparent") or uuid.uuid4().hex
-    outgoing = encode(event, source="/policyloop/feedback-api", trace_id=trace_id)
+    outgoing = encode(event, source="/policyloop/feedback-api", trace_id=trace_id, topic=settings.feedback_topic)
     with log_context(feedback_id=feedback_id, trace_id=trace_id):
         try:
             # librdkafka fails the record after publish_timeout_seconds; the margin covers its report's latency.

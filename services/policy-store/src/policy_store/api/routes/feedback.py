@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from policy_store.core.db import SessionDep
+from policy_store.identifiers import could_exist
 from policy_store.models import FeedbackRecord
 from policy_store.schemas import ERROR_RESPONSES, FeedbackStatus
 from policy_store.serialization import feedback_status
@@ -26,11 +27,13 @@ async def get_feedback(feedback_id: str, request: Request, session: SessionDep, 
     """The status of one feedback; another user's feedback is reported as not found."""
     # A client that asks right after its 202 may be a moment ahead of the consumer: give the event a short
     # grace to arrive. Unknown ids and other users' ids both wait it out, so their answers cannot be told apart.
+    if not could_exist(feedback_id):
+        raise ApiError(404, "not_found", "no such feedback")
     deadline = time.monotonic() + request.app.state.settings.unknown_feedback_grace_seconds
     while True:
         record = await run_in_threadpool(session.get, FeedbackRecord, feedback_id)
         if record is not None and (principal.is_admin or record.user_id == principal.user_id):
             return feedback_status(record)
         if time.monotonic() >= deadline:
-            raise ApiError(404, "not_found", f"no feedback {feedback_id}")
+            raise ApiError(404, "not_found", "no such feedback")
         await asyncio.sleep(0.1)

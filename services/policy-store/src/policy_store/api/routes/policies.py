@@ -13,6 +13,7 @@ from sqlalchemy import and_, or_, select
 
 from policy_store.core.db import SessionDep
 from policy_store.etag import json_with_etag
+from policy_store.identifiers import could_exist
 from policy_store.metrics import REVIEWS
 from policy_store.models import PolicyHistory, PolicyRecord
 from policy_store.pagination import decode_cursor, encode_cursor
@@ -154,7 +155,7 @@ async def retire(policy_id: str, request: Request, principal: AdminDep, review: 
 
 
 def _policy_or_404(session, policy_id: str) -> PolicyRecord:
-    record = session.get(PolicyRecord, policy_id)
+    record = session.get(PolicyRecord, policy_id) if could_exist(policy_id) else None
     if record is None:
-        raise ApiError(404, "not_found", f"no policy {policy_id}")
+        raise ApiError(404, "not_found", "no such policy")
     return record

@@ -96,6 +96,10 @@ def test_body_too_large_is_413(stack: ServiceStack) -> None:
     ({k: v for k, v in VALID.items() if k != "conversation_id"}, "conversation_id"),
     ({**VALID, "context": {**VALID["context"], "steps": "not a list"}}, "context.steps"),
     ({**VALID, "user_id": "someone-else"}, "user_id"),
+    ({**VALID, "comment": "x" * 4001}, "comment"),
+    ({**VALID, "conversation_id": "c" * 257}, "conversation_id"),
+    ({**VALID, "context": {**VALID["context"], "steps": ["step"] * 51}}, "context.steps"),
+    ({**VALID, "context": {**VALID["context"], "sql_queries": ["SELECT 1" * 1000]}}, "context.sql_queries"),
 ])
 def test_invalid_fields_are_422_naming_the_field(stack: ServiceStack, body: dict, field: str) -> None:
     error = assert_error(post(stack, body, stack.auth("u1", "user")), 422, "invalid_request")

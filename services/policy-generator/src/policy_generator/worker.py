@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from confluent_kafka import KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaException, Message, Producer
 
 from policy_generator.decision import DecisionMaker
 from policy_generator.metrics import KNOWN_POLICIES, TRANSACTIONS
@@ -34,6 +34,7 @@ class GeneratorWorker(BatchConsumerLoop):
         self._transactional_id = transactional_id
         self._decisions_topic = decisions_topic
         self._decider = decision_maker
+        self._failures = 0
         self._producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
@@ -49,38 +50,33 @@ class GeneratorWorker(BatchConsumerLoop):
         self._producer.flush(5)
 
     def process_batch(self, records: list[Message]) -> None:
-        """One transaction for the batch; on failure abort, rewind to the committed offsets and retry."""
-        attempt = 0
-        while not self.stopping:
-            attempt += 1
-            try:
-                self._producer.begin_transaction()
-                for message in records:
-                    self._handle(message)
-                self._producer.send_offsets_to_transaction(
-                    self.consumer.position(self.consumer.assignment()),
-                    self.consumer.consumer_group_metadata())
-                self._producer.commit_transaction(30)
-                self._decider.index.commit_staged()
-                KNOWN_POLICIES.set(len(self._decider.index))
-                TRANSACTIONS.labels("committed").inc()
-                return
-            except KafkaException as error:
-                self._decider.index.discard_staged()
-                kafka_error = error.args[0]
-                TRANSACTIONS.labels("aborted").inc()
-                INTERNAL_ERRORS.labels("policy-generator", "transaction").inc()
-                log.warning("transaction failed", extra={"error": str(kafka_error), "attempt": attempt})
-                if kafka_error.txn_requires_abort():
-                    self._abort()
-                elif kafka_error.fatal():
-                    # Fenced by a newer instance with our transactional id, or another fatal error.
-                    self._producer = self._new_producer()
-                elif not kafka_error.retriable():
-                    self._abort()
-                self._rewind()
-                self.pause(min(30.0, 0.5 * 2 ** min(attempt, 6)))
-                return  # the rewound messages come back from the next poll
+        """One transaction for the batch; on failure abort it and rewind, so the records come back."""
+        try:
+            self._producer.begin_transaction()
+            for message in records:
+                self._handle(message)
+            self._producer.send_offsets_to_transaction(self.consumer.position(self.consumer.assignment()),
+                                                       self.consumer.consumer_group_metadata())
+            self._producer.commit_transaction(30)
+        except KafkaException as error:
+            self._decider.index.discard_staged()
+            self._failures += 1
+            kafka_error = error.args[0]
+            TRANSACTIONS.labels("aborted").inc()
+            INTERNAL_ERRORS.labels("policy-generator", "transaction").inc()
+            log.warning("transaction failed", extra={"error": str(kafka_error), "failures": self._failures})
+            if kafka_error.fatal():
+                # Fenced by a newer instance with our transactional id, or another fatal error.
+                self._producer = self._new_producer()
+            else:
+                self._abort()
+            self.rewind(records)
+            self.pause(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
+            return
+        self._failures = 0
+        self._decider.index.commit_staged()
+        KNOWN_POLICIES.set(len(self._decider.index))
+        TRANSACTIONS.labels("committed").inc()
 
     def _abort(self) -> None:
         try:
@@ -88,17 +84,6 @@ class GeneratorWorker(BatchConsumerLoop):
         except KafkaException as error:
             log.warning("abort failed; recreating the producer", extra={"error": str(error)})
             self._producer = self._new_producer()
-
-    def _rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset, so no record is skipped."""
-        assignment = self.consumer.assignment()
-        if not assignment:
-            return
-        for tp in self.consumer.committed(assignment, timeout=30):
-            if tp.offset >= 0:
-                self.consumer.seek(tp)
-            else:
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, 0))
 
     def _handle(self, message: Message) -> None:
         try:

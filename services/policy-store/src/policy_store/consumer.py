@@ -52,7 +52,7 @@ class StoreConsumer(BatchConsumerLoop):
             delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(self._failures, 6))
             log.warning("batch not applied; retrying from its first offsets",
                         extra={"error": str(error)[:500], "retry_in_seconds": delay, "records": len(records)})
-            self._rewind(records)
+            self.rewind(records)
             self.pause(delay)
 
     def _apply_batch(self, records: list[Message]) -> None:
@@ -86,17 +86,3 @@ class StoreConsumer(BatchConsumerLoop):
             key = (message.topic(), message.partition())
             highest[key] = max(highest.get(key, -1), message.offset())
         return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in highest.items()]
-
-    def _rewind(self, records: list[Message]) -> None:
-        """Seek each partition back to the first record of the failed batch."""
-        lowest: dict[tuple[str, int], int] = {}
-        for message in records:
-            key = (message.topic(), message.partition())
-            lowest[key] = min(lowest.get(key, message.offset()), message.offset())
-        for (topic, partition), offset in lowest.items():
-            try:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
-            except KafkaException as error:
-                # The partition moved to another consumer meanwhile; it resumes from the committed offset.
-                log.info("partition no longer assigned", extra={"topic": topic, "partition": partition,
-                                                                "error": str(error)})

@@ -7,9 +7,10 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from policyloop_common.kafka.consumer import consumer_config
+from policyloop_common.metrics import INTERNAL_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,30 @@ class BatchConsumerLoop(abc.ABC):
                 self.pause(1)
                 continue
             records = [message for message in messages if not _is_error(message)]
-            if records:
+            if not records:
+                continue
+            try:
                 self.process_batch(records)
+            except Exception:
+                # A bug must not skip records: rewind so they come back, and keep the loop (and the pod) alive.
+                log.exception("batch failed unexpectedly; rewinding", extra={"records": len(records)})
+                INTERNAL_ERRORS.labels(self.thread_name, "process_batch").inc()
+                self.rewind(records)
+                self.pause(5)
+
+    def rewind(self, records: list[Message]) -> None:
+        """Seek each partition of ``records`` back to its first record, so a failed batch is read again."""
+        first: dict[tuple[str, int], int] = {}
+        for message in records:
+            key = (message.topic(), message.partition())
+            first[key] = min(first.get(key, message.offset()), message.offset())
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as error:
+                # The partition moved to another member meanwhile; it resumes from the committed offset there.
+                log.info("partition no longer assigned", extra={"topic": topic, "partition": partition,
+                                                                "error": str(error)})
 
 
 def _is_error(message: Message) -> bool:

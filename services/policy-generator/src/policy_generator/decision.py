@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from policy_generator.context import build_context
-from policy_generator.dedup import find_duplicate, rank_candidates
+from policy_generator.dedup import FAST_PATH_THRESHOLD, find_duplicate, rank_candidates
 from policy_generator.metrics import DECISION_SECONDS, DECISIONS, LLM_CALLS, LLM_TOKENS
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.base import DecisionRequest, PolicyProvider, ProviderError, Verdict
@@ -45,7 +45,7 @@ class DecisionMaker:
     index: PolicyIndex
     provider: PolicyProvider
     candidate_count: int = 5
-    fast_path_threshold: float = 0.75
+    fast_path_threshold: float = FAST_PATH_THRESHOLD
 
     def decide(self, feedback: FeedbackSubmitted) -> DecisionEvent:
         """The decision event for ``feedback``; provider failures become PolicyGenerationFailed."""

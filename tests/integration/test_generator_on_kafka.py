@@ -16,12 +16,19 @@ from policy_generator.providers.offline import OfflineProvider
 from policy_generator.worker import GeneratorWorker
 from policyloop_common.cloudevents import encode
 from policyloop_common.events import FeedbackContext, FeedbackSubmitted, PolicyGenerated, PolicySkipped, Rating
-from policyloop_common.kafka.dead_letters import OFFSET_HEADER, REASON_HEADER
+from policyloop_common.kafka.dead_letters import DLQ_HEADERS, OFFSET_HEADER, REASON_HEADER, dead_letter_for
+from policyloop_common.kafka.replay import replay_dead_letters
 from policyloop_common.kafka.topics import all_topics, ensure_topics
 from tests.support.kafka_reader import headers_of, read_events, read_topic
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
+
+PROVINCE_POLICY = {"category": "schema_mapping", "priority": "high",
+                   "rule": "The location of a system is the province of its agency: agencies.province.",
+                   "correct_mapping": "location -> agencies.province",
+                   "missing_knowledge": "Systems have no location column; their agency has a province.",
+                   "examples": ["Systems in Hue?"], "rationale": "The model looked for a location column."}
 
 
 class Topics:
@@ -178,11 +185,49 @@ def test_a_model_that_keeps_failing_gives_generation_failed_and_a_replayable_dea
             lost = feedback("Use agencies.province for the location of a system", "Systems in Hue?")
             publish(kafka_bootstrap, topics.feedback, lost)
             failed = decisions_for(kafka_bootstrap, topics.decisions, 1)[0].payload
+            assert failed.ce_type == "PolicyGenerationFailed"
+            assert failed.feedback_id == lost.feedback_id and failed.attempts == 3
+            assert len(model.requests) == 3
+            dead = read_topic(kafka_bootstrap, f"{topics.feedback}.dlq")
+            assert len(dead) == 1 and headers_of(dead[0])[REASON_HEADER] == "generation_failed"
+            assert headers_of(dead[0])["ce_type"] == "FeedbackSubmitted"  # the original event, ready to replay
+
+            # The model is back: replaying the dead letter gives the feedback the decision it never got.
+            model.script(Reply.decision(verdict="NEW", policy=PROVINCE_POLICY))
+            dlq = f"{topics.feedback}.dlq"
+            preview = replay_dead_letters(kafka, dlq, reason="generation_failed", dry_run=True)
+            assert preview.replayed == {topics.feedback: 1}
+            report = replay_dead_letters(kafka, dlq, reason="generation_failed")
+            assert report.replayed == {topics.feedback: 1}
+            second = decisions_for(kafka_bootstrap, topics.decisions, 2)[1].payload
         finally:
             worker.stop()
-    assert failed.ce_type == "PolicyGenerationFailed"
-    assert failed.feedback_id == lost.feedback_id and failed.attempts == 3
-    assert len(model.requests) == 3
-    dead = read_topic(kafka_bootstrap, f"{topics.feedback}.dlq")
-    assert len(dead) == 1 and headers_of(dead[0])[REASON_HEADER] == "generation_failed"
-    assert headers_of(dead[0])["ce_type"] == "FeedbackSubmitted"  # the original event, ready to replay
+    assert second.ce_type == "PolicyGenerated" and second.feedback_id == lost.feedback_id
+    assert second.policy.correct_mapping == PROVINCE_POLICY["correct_mapping"]
+    # Same key, same partition: the replayed record follows the original, without the dead-letter headers.
+    delivered = read_topic(kafka_bootstrap, topics.feedback)
+    assert [m.key() for m in delivered] == [lost.feedback_id.encode()] * 2
+    assert not set(headers_of(delivered[-1])) & DLQ_HEADERS
+    # The group remembers the replay: running it again sends nothing twice.
+    assert replay_dead_letters(kafka, dlq, reason="generation_failed").replayed == {}
+
+
+def test_replay_refuses_a_topic_that_is_not_a_dead_letter_topic(kafka_bootstrap: str, topics: Topics) -> None:
+    with pytest.raises(ValueError, match="not a dead-letter topic"):
+        replay_dead_letters({"bootstrap.servers": kafka_bootstrap}, topics.feedback)
+    with pytest.raises(ValueError, match="does not exist"):
+        replay_dead_letters({"bootstrap.servers": kafka_bootstrap}, f"missing-{uuid.uuid4().hex}.dlq", timeout=5)
+
+
+def test_replay_leaves_other_reasons_and_stops_at_the_end_it_saw(kafka_bootstrap: str, topics: Topics) -> None:
+    kafka = {"bootstrap.servers": kafka_bootstrap}
+    publish(kafka_bootstrap, topics.feedback, raw=[b"not json", b"[]"])
+    poison = read_topic(kafka_bootstrap, topics.feedback)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    for message, reason in zip(poison, ("invalid_json", "generation_failed"), strict=True):
+        letter = dead_letter_for(message, reason=reason, error="test")
+        producer.produce(letter.topic, key=letter.key, value=letter.value, headers=letter.headers)
+    assert producer.flush(30) == 0
+    report = replay_dead_letters(kafka, f"{topics.feedback}.dlq", reason="generation_failed")
+    assert report.replayed == {topics.feedback: 1} and report.skipped == {"invalid_json": 1}
+    assert len(read_topic(kafka_bootstrap, topics.feedback)) == 3

@@ -54,3 +54,23 @@ def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValueError):
         ServiceSettings(environment="production", auth_jwt_secret="changeme")
     assert ServiceSettings(environment="production", auth_jwt_secret=SECRET).environment == "production"
+
+
+def test_rotation_accepts_the_previous_secret_until_it_is_removed() -> None:
+    old_token = mint_token(settings(), subject="u1", roles=["user"])
+    new_secret = "n" * 40
+    rotating = ServiceSettings(auth_jwt_secret=new_secret, auth_jwt_previous_secret=SECRET,
+                               auth_jwt_issuer="iss", auth_jwt_audience="aud")
+    new_token = mint_token(rotating, subject="u2", roles=["user"])
+    verifier = TokenVerifier(rotating)
+    assert verifier.verify(old_token).user_id == "u1"
+    assert verifier.verify(new_token).user_id == "u2"
+    # Neither secret signed this one: still refused.
+    forged = jwt.encode({"sub": "u3", "roles": [], "iss": "iss", "aud": "aud", "exp": int(time.time()) + 60},
+                        "f" * 40, algorithm="HS256")
+    with pytest.raises(ApiError):
+        verifier.verify(forged)
+    rotated = TokenVerifier(ServiceSettings(auth_jwt_secret=new_secret, auth_jwt_issuer="iss",
+                                            auth_jwt_audience="aud"))
+    with pytest.raises(ApiError):
+        rotated.verify(old_token)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from policy_generator.context import GenerationContext
 from policy_generator.providers.base import Candidate, DecisionRequest, ProviderError, Verdict
-from policy_generator.providers.openai_provider import OpenAIProvider
+from policy_generator.providers.openai_provider import OpenAIProvider, TokenPricing
 from policyloop_common.policy import GeneratorInfo, Policy
 from tests.support.fake_openai import FakeOpenAI, Reply
 
@@ -143,3 +144,36 @@ def test_backoff_grows_and_stays_bounded() -> None:
     generator = OpenAIProvider(api_key="k", base_url="http://127.0.0.1:9/v1", backoff_seconds=1.0)
     assert all(0 <= generator._delay(attempt, None) <= min(30.0, 2 ** (attempt - 1)) for attempt in range(1, 10))
     assert generator._delay(1, 45.0) == 30.0
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_calls_errors_and_cost_are_measured_per_call(server: FakeOpenAI) -> None:
+    before = {"calls": metric("policyloop_generator_llm_request_seconds_count", provider="openai"),
+              "rate_limited": metric("policyloop_generator_llm_errors_total", provider="openai", error="rate_limited"),
+              "server_error": metric("policyloop_generator_llm_errors_total", provider="openai", error="server_error"),
+              "bad_answer": metric("policyloop_generator_llm_errors_total", provider="openai", error="bad_answer"),
+              "cost": metric("policyloop_generator_llm_cost_usd_total", provider="openai", model="priced-model")}
+    server.script(Reply.error(429), Reply.error(503), Reply(content="{not json", prompt_tokens=1000,
+                                                                 completion_tokens=0),
+                  Reply.decision(verdict="NEW", policy=POLICY))
+    pricing = TokenPricing(input_per_million=2.0, output_per_million=8.0)
+    decision = provider(server, max_attempts=4, model="priced-model", pricing=pricing).decide(request())
+    assert decision.verdict is Verdict.NEW
+
+    assert metric("policyloop_generator_llm_request_seconds_count", provider="openai") - before["calls"] == 4
+    for kind in ("rate_limited", "server_error", "bad_answer"):
+        assert metric("policyloop_generator_llm_errors_total", provider="openai", error=kind) - before[kind] == 1
+    # Both answered calls are paid for: 1000 prompt tokens, then 120 prompt + 60 completion.
+    expected = (1000 * 2.0 + 120 * 2.0 + 60 * 8.0) / 1_000_000
+    spent = metric("policyloop_generator_llm_cost_usd_total", provider="openai", model="priced-model") - before["cost"]
+    assert spent == pytest.approx(expected)
+
+
+def test_error_kinds_are_a_small_fixed_set(server: FakeOpenAI) -> None:
+    server.script(Reply.error(401))
+    with pytest.raises(ProviderError):
+        provider(server).decide(request())
+    assert metric("policyloop_generator_llm_errors_total", provider="openai", error="auth") >= 1

@@ -18,6 +18,7 @@ from policyloop_common.events import (
     FeedbackContext,
     FeedbackSubmitted,
     PolicyGenerated,
+    PolicyGenerationFailed,
     PolicyReviewed,
     PolicySkipped,
     ReviewAction,
@@ -132,3 +133,21 @@ def test_generated_policy_has_history_with_a_snapshot(sessions) -> None:
         row = session.scalars(select(PolicyHistory).where(PolicyHistory.policy_id == "p1")).one()
         assert row.action == "created" and row.actor == "policy-generator"
         assert row.snapshot["rule"] == "Use systems.total_users."
+
+
+def test_a_failed_generation_is_replaced_by_the_decision_of_its_replay(sessions) -> None:
+    failed = PolicyGenerationFailed(feedback_id="f1", error_class="ProviderError", error_message="503 x3",
+                                    attempts=3)
+    apply(sessions, as_incoming(submitted("f1")), as_incoming(failed))
+    with sessions() as session:
+        assert (session.get(FeedbackRecord, "f1").status, session.get(FeedbackRecord, "f1").reason) == \
+            ("failed", "ProviderError")
+    apply(sessions, as_incoming(generated("f1", "p1")))
+    with sessions() as session:
+        row = session.get(FeedbackRecord, "f1")
+        assert (row.status, row.policy_id, row.reason) == ("generated", "p1", None)
+    # Once decided, a late failure report changes nothing.
+    apply(sessions, as_incoming(PolicyGenerationFailed(feedback_id="f1", error_class="ProviderError",
+                                                       error_message="late", attempts=3)))
+    with sessions() as session:
+        assert session.get(FeedbackRecord, "f1").status == "generated"

@@ -49,6 +49,7 @@ class TokenVerifier:
         self.audience = settings.auth_jwt_audience
         self.leeway = settings.auth_clock_skew_seconds
         self._secret = settings.auth_jwt_secret
+        self._previous_secret = settings.auth_jwt_previous_secret
         # Keys are cached; a token with an unknown kid makes the client fetch the set again (key rotation),
         # at most once per cooldown, so forged kids cannot turn the service against the key server.
         self._jwks = (jwt.PyJWKClient(settings.auth_jwks_url, cache_jwk_set=True,
@@ -61,11 +62,15 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         """Return the principal of a valid token; raise ApiError(401) otherwise."""
         try:
-            key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._secret
-            claims = jwt.decode(
-                token, key, algorithms=[self.algorithm], audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway, options={"require": ["exp", "iss", "aud", "sub"]},
-            )
+            if self._jwks:
+                claims = self._decode(token, self._jwks.get_signing_key_from_jwt(token).key)
+            else:
+                try:
+                    claims = self._decode(token, self._secret)
+                except jwt.InvalidSignatureError:
+                    if not self._previous_secret:
+                        raise
+                    claims = self._decode(token, self._previous_secret)
         except jwt.ExpiredSignatureError as error:
             raise ApiError(401, "token_expired", "the token has expired", headers=_challenge()) from error
         except (jwt.InvalidTokenError, jwt.PyJWKClientError, jwt.exceptions.PyJWKError) as error:
@@ -77,6 +82,11 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject:
             raise ApiError(401, "invalid_token", "the sub claim must be a non-empty string", headers=_challenge())
         return Principal(user_id=subject, roles=frozenset(roles))
+
+
+    def _decode(self, token: str, key) -> dict:
+        return jwt.decode(token, key, algorithms=[self.algorithm], audience=self.audience, issuer=self.issuer,
+                          leeway=self.leeway, options={"require": ["exp", "iss", "aud", "sub"]})
 
 
 def _challenge() -> dict[str, str]:

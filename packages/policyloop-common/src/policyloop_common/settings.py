@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     kafka_client_extra: str = ""  # "key=value,key=value" passed to librdkafka as is, for what has no field here
 
     auth_jwt_secret: str = ""
+    # During a rotation of an HS* secret, tokens signed with the previous one stay valid until it is removed.
+    auth_jwt_previous_secret: str = ""
     auth_jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "ES256", "ES384"] = "HS256"
     auth_jwt_issuer: str = "policyloop"
     auth_jwt_audience: str = "policyloop"

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from policy_generator.dedup import DUPLICATE_THRESHOLD, FAST_PATH_THRESHOLD
 from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC
 from policyloop_common.settings import ServiceSettings
 
@@ -34,9 +35,13 @@ class GeneratorSettings(ServiceSettings):
     openai_temperature: float = Field(default=0.3, ge=0, le=2)
     openai_timeout_seconds: float = Field(default=30.0, gt=0)
     openai_max_attempts: int = Field(default=3, ge=1, le=10)
+    # For the cost metric only; the defaults are gpt-4o-mini's list prices in US dollars per million tokens.
+    openai_input_usd_per_million_tokens: float = Field(default=0.15, ge=0)
+    openai_output_usd_per_million_tokens: float = Field(default=0.60, ge=0)
 
     candidate_count: int = Field(default=5, ge=1, le=20)
-    # The offline provider's bar for "same lesson"; measured in docs/dedup.md.
-    duplicate_threshold: float = Field(default=0.45, gt=0, le=1)
-    # Above this a feedback is folded into a policy without asking any provider (near-verbatim repeats).
-    fast_path_threshold: float = Field(default=0.75, gt=0, le=1)
+    # The offline provider's bar for "same lesson"; the default is dedup.py's, measured in docs/dedup.md.
+    duplicate_threshold: float = Field(default=DUPLICATE_THRESHOLD, gt=0, le=1)
+    # At or above this a feedback is folded into a policy without asking any provider (near-verbatim repeats);
+    # the default is dedup.py's, above every other lesson's score in the labelled cases.
+    fast_path_threshold: float = Field(default=FAST_PATH_THRESHOLD, gt=0, le=1)

@@ -9,3 +9,10 @@ LLM_CALLS = Counter("policyloop_generator_llm_calls_total", "HTTP calls made to 
 LLM_TOKENS = Counter("policyloop_generator_llm_tokens_total", "Tokens spent", ["provider", "kind"])
 TRANSACTIONS = Counter("policyloop_generator_transactions_total", "Kafka transactions, by outcome", ["outcome"])
 KNOWN_POLICIES = Gauge("policyloop_generator_known_policies", "Policies in the generator's index")
+LLM_REQUEST_SECONDS = Histogram("policyloop_generator_llm_request_seconds",
+                                "Duration of one LLM HTTP call, failed or not", ["provider"],
+                                buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60))
+LLM_ERRORS = Counter("policyloop_generator_llm_errors_total",
+                     "LLM calls that did not give a usable decision, by kind", ["provider", "error"])
+LLM_COST = Counter("policyloop_generator_llm_cost_usd_total",
+                   "Estimated LLM spend in US dollars: tokens times the configured prices", ["provider", "model"])

@@ -84,7 +84,9 @@ class PolicyIndex:
         if isinstance(event, PolicyReviewed):
             self._apply_review(event)
             return
-        self._decided.add(event.feedback_id)
+        # A failed generation is not a decision: the feedback may come back from the dead-letter topic.
+        if not isinstance(event, PolicyGenerationFailed):
+            self._decided.add(event.feedback_id)
         if isinstance(event, PolicyGenerated):
             current = self._policies.get(event.policy.policy_id)
             if current is None or event.policy.version >= current.version:

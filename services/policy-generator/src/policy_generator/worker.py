@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaException, Message, Producer
+from opentelemetry.trace import SpanKind
 
 from policy_generator.decision import DecisionMaker
 from policy_generator.metrics import KNOWN_POLICIES, TRANSACTIONS
@@ -13,8 +14,8 @@ from policyloop_common.cloudevents import UnreadableEvent, decode, encode
 from policyloop_common.events import FeedbackSubmitted, PolicyGenerationFailed
 from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
-from policyloop_common.logging import log_context
 from policyloop_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_PUBLISHED, INTERNAL_ERRORS
+from policyloop_common.tracing import KAFKA_TRACEPARENT, traced
 
 log = logging.getLogger(__name__)
 SOURCE = "/policyloop/policy-generator"
@@ -24,6 +25,7 @@ class GeneratorWorker(BatchConsumerLoop):
     """Runs the consume-decide-produce loop in a thread until stopped."""
 
     thread_name = "generator-worker"
+    service = "policy-generator"
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, transactional_id: str, feedback_topic: str,
                  decisions_topic: str, decision_maker: DecisionMaker, batch_size: int = 50,
@@ -102,13 +104,13 @@ class GeneratorWorker(BatchConsumerLoop):
             DEAD_LETTERS.labels("policy-generator", message.topic(), "unexpected_type").inc()
             return
         EVENTS_CONSUMED.labels("policy-generator", message.topic(), incoming.event_type).inc()
-        with log_context(feedback_id=feedback.feedback_id, trace_id=incoming.extra_headers.get("ce_traceparent")):
+        with traced("feedback.decide", incoming.extra_headers.get(KAFKA_TRACEPARENT), kind=SpanKind.CONSUMER,
+                    feedback_id=feedback.feedback_id) as traceparent:
             if self._decider.index.is_decided(feedback.feedback_id):
                 log.info("feedback already decided; redelivery ignored")
                 return
             decision = self._decider.decide(feedback)
-            outgoing = encode(decision, source=SOURCE, topic=self._decisions_topic,
-                              trace_id=incoming.extra_headers.get("ce_traceparent"))
+            outgoing = encode(decision, source=SOURCE, topic=self._decisions_topic, trace_id=traceparent)
             self._produce(outgoing)
             if isinstance(decision, PolicyGenerationFailed):
                 # The feedback goes to the dead-letter topic as well, from where it can be replayed.

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from policy_store.materializer import Materializer
-from policy_store.metrics import BATCH_SECONDS, EVENTS_APPLIED
+from policy_store.metrics import EVENTS_APPLIED
 from policyloop_common.cloudevents import IncomingEvent, UnreadableEvent, decode
 from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
+from policyloop_common.kafka.offsets import next_offsets
 from policyloop_common.kafka.producer import DurableProducer, PublishFailed
-from policyloop_common.logging import log_context
 from policyloop_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED, INTERNAL_ERRORS
+from policyloop_common.tracing import KAFKA_TRACEPARENT, traced
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
@@ -27,6 +28,7 @@ class StoreConsumer(BatchConsumerLoop):
     """Runs in a thread; offsets are committed only after the rows of their events are committed."""
 
     thread_name = "store-consumer"
+    service = "policy-store"
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, topics: list[str],
                  session_factory: sessionmaker[Session], materializer: Materializer, dead_letters: DurableProducer,
@@ -56,7 +58,6 @@ class StoreConsumer(BatchConsumerLoop):
             self.pause(delay)
 
     def _apply_batch(self, records: list[Message]) -> None:
-        started = time.perf_counter()
         events: list[IncomingEvent] = []
         for message in records:
             try:
@@ -72,17 +73,13 @@ class StoreConsumer(BatchConsumerLoop):
         applied = 0
         with self._sessions() as session, session.begin():
             for event in events:
-                with log_context(feedback_id=getattr(event.payload, "feedback_id", None)):
-                    applied += self._materializer.apply(session, event)
+                with traced(f"store.apply {event.event_type}", event.extra_headers.get(KAFKA_TRACEPARENT),
+                            kind=SpanKind.CONSUMER, feedback_id=getattr(event.payload, "feedback_id", None)):
+                    changed = self._materializer.apply(session, event)
+                    applied += changed
+                    # One line per event, tagged with its feedback and trace: the last hop of a feedback's trail.
+                    log.info("event applied", extra={"type": event.event_type, "changed": bool(changed),
+                                                     "topic": event.topic, "offset": event.offset})
                 EVENTS_CONSUMED.labels("policy-store", event.topic, event.event_type).inc()
-        self.consumer.commit(offsets=self._next_offsets(records), asynchronous=False)
+        self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
         EVENTS_APPLIED.inc(applied)
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-
-    @staticmethod
-    def _next_offsets(records: list[Message]) -> list[TopicPartition]:
-        highest: dict[tuple[str, int], int] = {}
-        for message in records:
-            key = (message.topic(), message.partition())
-            highest[key] = max(highest.get(key, -1), message.offset())
-        return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in highest.items()]

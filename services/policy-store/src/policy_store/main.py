@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from policy_store.api.routes import feedback, policies
 from policy_store.consumer import StoreConsumer
 from policy_store.core.config import StoreSettings
 from policy_store.core.db import database_reachable, make_engine, make_session_factory
 from policy_store.materializer import Materializer
+from policy_store.state_metrics import StoreStateCollector
 from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
 from policyloop_common.service_app import service_app
 from policyloop_common.serving import serve
@@ -33,10 +35,13 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             dead_letters=producer, batch_size=settings.store_batch_size,
             poll_timeout=settings.store_poll_timeout_seconds)
         app.state.publisher, app.state.consumer = producer, consumer
+        state_gauges = StoreStateCollector(app.state.session_factory)
+        REGISTRY.register(state_gauges)
         consumer.start()
         try:
             yield
         finally:
+            REGISTRY.unregister(state_gauges)
             consumer.stop()
             producer.close()
             engine.dispose()

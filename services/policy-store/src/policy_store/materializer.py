@@ -73,11 +73,12 @@ class Materializer:
     def _decision(self, session: Session, event: PolicyGenerated | PolicySkipped | PolicyGenerationFailed,
                   incoming: IncomingEvent) -> None:
         feedback = self._feedback_row(session, event.feedback_id)
-        if feedback.status != "pending":
+        # "failed" is not final: a feedback replayed from the dead-letter topic gets its real decision later.
+        if feedback.status not in ("pending", "failed"):
             log.warning("second decision for a decided feedback ignored",
                         extra={"feedback_id": event.feedback_id, "event_id": incoming.event_id})
             return
-        feedback.decided_at = incoming.time
+        feedback.decided_at, feedback.reason = incoming.time, None
         if isinstance(event, PolicyGenerated):
             feedback.status, feedback.policy_id = "generated", event.policy.policy_id
             feedback.decision = event.decision.model_dump(mode="json")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import abc
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from policyloop_common.kafka.consumer import consumer_config
-from policyloop_common.metrics import INTERNAL_ERRORS
+from policyloop_common.kafka.consumer_lag import STATISTICS_INTERVAL_MS, ConsumerLagGauge
+from policyloop_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, INTERNAL_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +21,14 @@ class BatchConsumerLoop(abc.ABC):
     """Polls up to ``batch_size`` records and calls :meth:`process_batch`; offsets are the subclass's to commit."""
 
     thread_name = "consumer-loop"
+    # The ``service`` label of this loop's metrics.
+    service = "policyloop"
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, topics: list[str], batch_size: int,
                  poll_timeout: float) -> None:
-        self.consumer = Consumer(consumer_config(kafka, group_id=group_id))
+        self._lag = ConsumerLagGauge(self.service)
+        self.consumer = Consumer(consumer_config(kafka, group_id=group_id, stats_cb=self._lag.on_statistics,
+                                                 **{"statistics.interval.ms": STATISTICS_INTERVAL_MS}))
         self._topics = topics
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
@@ -69,14 +75,18 @@ class BatchConsumerLoop(abc.ABC):
             records = [message for message in messages if not _is_error(message)]
             if not records:
                 continue
+            CONSUMER_BATCH_SIZE.labels(self.service).observe(len(records))
+            started = time.perf_counter()
             try:
                 self.process_batch(records)
             except Exception:
                 # A bug must not skip records: rewind so they come back, and keep the loop (and the pod) alive.
                 log.exception("batch failed unexpectedly; rewinding", extra={"records": len(records)})
-                INTERNAL_ERRORS.labels(self.thread_name, "process_batch").inc()
+                INTERNAL_ERRORS.labels(self.service, "process_batch").inc()
                 self.rewind(records)
                 self.pause(5)
+                continue
+            CONSUMER_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
 
     def rewind(self, records: list[Message]) -> None:
         """Seek each partition of ``records`` back to its first record, so a failed batch is read again."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-def consumer_config(base: Mapping[str, str], *, group_id: str, **overrides: str | int | bool) -> dict:
+def consumer_config(base: Mapping[str, str], *, group_id: str, **overrides: object) -> dict:
     """Settings for a consumer that commits offsets itself after its work is durable."""
-    config: dict[str, str | int | bool] = {
+    config: dict[str, object] = {
         **base,
         "group.id": group_id,
         "enable.auto.commit": False,

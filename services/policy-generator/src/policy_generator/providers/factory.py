@@ -14,12 +14,14 @@ def build_provider(settings: GeneratorSettings) -> PolicyProvider:
     if choice == "openai":
         if not settings.openai_api_key:
             raise ValueError("LLM_PROVIDER=openai needs OPENAI_API_KEY")
-        from policy_generator.providers.openai_provider import OpenAIProvider
+        from policy_generator.providers.openai_provider import OpenAIProvider, TokenPricing
 
         return OpenAIProvider(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
                               model=settings.openai_model, temperature=settings.openai_temperature,
                               timeout_seconds=settings.openai_timeout_seconds,
-                              max_attempts=settings.openai_max_attempts)
+                              max_attempts=settings.openai_max_attempts,
+                              pricing=TokenPricing(settings.openai_input_usd_per_million_tokens,
+                                                   settings.openai_output_usd_per_million_tokens))
     from policy_generator.providers.offline import OfflineProvider
 
     return OfflineProvider(duplicate_threshold=settings.duplicate_threshold)

@@ -6,10 +6,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import openai
 from pydantic import BaseModel, ValidationError
 
+from policy_generator.metrics import LLM_COST, LLM_ERRORS, LLM_REQUEST_SECONDS
 from policy_generator.prompts import SYSTEM_PROMPT, decision_schema, user_message
 from policy_generator.providers.base import DecisionRequest, ProviderDecision, ProviderError, Verdict
 from policyloop_common.events import TokenUsage
@@ -30,6 +32,33 @@ class _BadAnswer(Exception):
     """The model answered, but not with a usable decision; worth another attempt."""
 
 
+@dataclass(frozen=True)
+class TokenPricing:
+    """US dollars per million tokens; the defaults are gpt-4o-mini's list prices. Set them for other models."""
+
+    input_per_million: float = 0.15
+    output_per_million: float = 0.60
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The price of one call."""
+        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1_000_000
+
+
+def error_kind(error: openai.OpenAIError) -> str:
+    """A short, bounded label for a failed call: what an alert or a dashboard groups by."""
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(error, openai.APIConnectionError):
+        return "connection"
+    if isinstance(error, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return "auth"
+    if isinstance(error, openai.APIStatusError):
+        return "server_error" if error.status_code >= 500 else "client_error"
+    return "other"
+
+
 class OpenAIProvider:
     """Any OpenAI-compatible chat-completions server (OpenAI, Azure, vLLM, Ollama) through the openai SDK."""
 
@@ -37,8 +66,10 @@ class OpenAIProvider:
 
     def __init__(self, *, api_key: str, base_url: str | None = None, model: str = "gpt-4o-mini",
                  temperature: float = 0.3, timeout_seconds: float = 30.0, max_attempts: int = 3,
-                 backoff_seconds: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+                 backoff_seconds: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+                 pricing: TokenPricing | None = None) -> None:
         self.model = model
+        self.pricing = pricing or TokenPricing()
         self.temperature = temperature
         self.max_attempts = max_attempts
         self._backoff = backoff_seconds
@@ -52,6 +83,7 @@ class OpenAIProvider:
         last_error: Exception | None = None
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
+            started = time.perf_counter()
             try:
                 response = self._client.chat.completions.create(
                     model=self.model, temperature=self.temperature,
@@ -61,20 +93,27 @@ class OpenAIProvider:
                                      "json_schema": {"name": "policy_decision", "strict": True,
                                                      "schema": decision_schema()}},
                 )
+                LLM_REQUEST_SECONDS.labels(self.name).observe(time.perf_counter() - started)
                 if response.usage is not None:
                     usage = TokenUsage(prompt_tokens=usage.prompt_tokens + response.usage.prompt_tokens,
                                        completion_tokens=usage.completion_tokens
                                        + response.usage.completion_tokens)
+                    LLM_COST.labels(self.name, self.model).inc(
+                        self.pricing.cost(response.usage.prompt_tokens, response.usage.completion_tokens))
                 return self._decision(response, request, usage, attempt)
             except _BadAnswer as error:
+                LLM_ERRORS.labels(self.name, "bad_answer").inc()
                 last_error = error
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
                     openai.BadRequestError) as error:
+                self._failed_call(started, error)
                 raise ProviderError(f"{type(error).__name__}: {error}", retriable=False, attempts=attempt) from error
             except openai.APIStatusError as error:  # 429 and 5xx
+                self._failed_call(started, error)
                 last_error = error
                 retry_after = _retry_after(error.response.headers.get("retry-after"))
             except (openai.APITimeoutError, openai.APIConnectionError) as error:
+                self._failed_call(started, error)
                 last_error = error
             log.warning("model call failed", extra={"attempt": attempt, "error": f"{type(last_error).__name__}: "
                                                                                   f"{str(last_error)[:300]}"})
@@ -102,6 +141,10 @@ class OpenAIProvider:
                                     usage=usage, llm_calls=calls)
         return ProviderDecision(verdict=Verdict.NOT_ACTIONABLE, reasoning=answer.reasoning, usage=usage,
                                 llm_calls=calls)
+
+    def _failed_call(self, started: float, error: openai.OpenAIError) -> None:
+        LLM_REQUEST_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        LLM_ERRORS.labels(self.name, error_kind(error)).inc()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter; never shorter than the server's Retry-After."""

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import SpanKind
 
 from feedback_api.core.config import FeedbackApiSettings
 from feedback_api.idempotency import IdempotencyRecord, body_fingerprint, feedback_id_for
@@ -24,8 +25,8 @@ from policyloop_common.cloudevents import encode
 from policyloop_common.errors import ApiError, error_responses
 from policyloop_common.events import FeedbackSubmitted, Rating
 from policyloop_common.kafka.producer import PublishFailed
-from policyloop_common.logging import log_context
 from policyloop_common.metrics import EVENTS_PUBLISHED
+from policyloop_common.tracing import HTTP_TRACEPARENT, traced
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["feedback"])
@@ -106,9 +107,11 @@ async def _publish(body: FeedbackRequest, request: Request, principal: Principal
         message_id=body.message_id, rating=body.rating, comment=body.comment, context=body.context,
         submitted_at=datetime.now(UTC),
     )
-    trace_id = request.headers.get("traceparent") or uuid.uuid4().hex
-    outgoing = encode(event, source="/policyloop/feedback-api", trace_id=trace_id, topic=settings.feedback_topic)
-    with log_context(feedback_id=feedback_id, trace_id=trace_id):
+    # The caller's trace continues through Kafka; a request without (a valid) one starts a trace here.
+    with traced("feedback.submit", request.headers.get(HTTP_TRACEPARENT), kind=SpanKind.PRODUCER,
+                feedback_id=feedback_id) as traceparent:
+        outgoing = encode(event, source="/policyloop/feedback-api", trace_id=traceparent,
+                          topic=settings.feedback_topic)
         try:
             # librdkafka fails the record after publish_timeout_seconds; the margin covers its report's latency.
             await asyncio.wait_for(request.app.state.publisher.publish(outgoing),

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help up down status test unit eval schemas lint deps
+.PHONY: help up down status test unit eval schemas lint deps check-deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ unit: deps ## only the tests that need no servers
 eval: deps ## decisions of the offline provider against the labelled feedback cases
 	@$(RUN) python -m policy_generator.evaluation tests/data/feedback-cases.jsonl
 	@$(RUN) python -m policy_generator.evaluation tests/data/feedback-cases-extra.jsonl
+
+check-deploy: deps ## validate docker-compose.yml, the Dockerfiles and every deploy/k8s overlay, offline
+	@$(RUN) python -m tools.compose_check
+	@$(RUN) python -m tools.k8s_check deploy/k8s
 
 schemas: ## regenerate schemas/ from the event models
 	@$(RUN) python -m tools.event_schemas

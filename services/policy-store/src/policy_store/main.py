@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
+from sqlalchemy.exc import OperationalError
 
 from policy_store.api.routes import feedback, policies
 from policy_store.consumer import StoreConsumer
@@ -14,9 +17,12 @@ from policy_store.core.config import StoreSettings
 from policy_store.core.db import database_reachable, make_engine, make_session_factory
 from policy_store.materializer import Materializer
 from policy_store.state_metrics import StoreStateCollector
+from policyloop_common.errors import error_response
 from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
 from policyloop_common.service_app import service_app
 from policyloop_common.serving import serve
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: StoreSettings | None = None) -> FastAPI:
@@ -56,6 +62,14 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             "consumer": lambda: app.state.consumer.alive and app.state.consumer.database_healthy,
         })
     app.state.session_factory = make_session_factory(engine)
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, error: OperationalError) -> JSONResponse:
+        # A lost connection or a server that is down: the client may retry, unlike with a bug (500).
+        log.warning("database unavailable", extra={"path": request.url.path, "error": str(error.orig)[:300]})
+        return error_response(503, "database_unavailable", "the policy store's database is unavailable; retry later",
+                              headers={"Retry-After": str(settings.retry_after_seconds)})
+
     app.state.materializer = Materializer(auto_activate=settings.auto_activate)
     return app
 

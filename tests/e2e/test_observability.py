@@ -23,10 +23,10 @@ def traced_feedback(stack: ServiceStack) -> dict:
     trace_id, parent_span = secrets.token_hex(16), secrets.token_hex(8)
     # A lesson of its own, so that the other end-to-end tests' first feedbacks still create their policies.
     body = {"conversation_id": "c-trace", "message_id": "m-trace", "rating": "negative",
-            "comment": "The go-live date is systems.go_live_date; there is no column launched_at.",
+            "comment": "The go-live date is systems.launched_at; there is no column go_live_date.",
             "context": {"question": "Which systems went live in 2024?",
-                        "sql_queries": ["SELECT name FROM systems WHERE launched_at >= '2024-01-01'"],
-                        "results": [{"error": "column \"launched_at\" does not exist"}]}}
+                        "sql_queries": ["SELECT name FROM systems WHERE go_live_date >= '2024-01-01'"],
+                        "results": [{"error": "column \"go_live_date\" does not exist"}]}}
     accepted = httpx.post(f"{stack.feedback_api}/v1/feedback", json=body, timeout=30,
                           headers={**stack.auth("olivia", "user"), "traceparent": f"00-{trace_id}-{parent_span}-01"})
     assert accepted.status_code == 202, accepted.text

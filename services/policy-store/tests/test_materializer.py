@@ -151,3 +151,13 @@ def test_a_failed_generation_is_replaced_by_the_decision_of_its_replay(sessions)
                                                        error_message="late", attempts=3)))
     with sessions() as session:
         assert session.get(FeedbackRecord, "f1").status == "generated"
+
+
+def test_a_policy_from_screened_feedback_waits_for_review_even_with_auto_activation(sessions) -> None:
+    suspicious = generated("f1", "p1")
+    suspicious = suspicious.model_copy(update={"decision": details(DecisionKind.NEW).model_copy(
+        update={"review_reasons": ["url in comment"]})})
+    apply(sessions, as_incoming(suspicious), as_incoming(generated("f2", "p2")), auto_activate=True)
+    with sessions() as session:
+        assert session.get(PolicyRecord, "p1").status == "pending_review"
+        assert session.get(PolicyRecord, "p2").status == "active"

@@ -122,6 +122,9 @@ class DecisionDetails(BaseModel):
     llm_calls: int = Field(default=0, ge=0)
     usage: TokenUsage = Field(default_factory=TokenUsage)
     schema_objects: list[str] = Field(default_factory=list)
+    # Why a reviewer must see the policy before the assistant does (e.g. "url in comment"); empty when none.
+    # A policy decided with any reason here is stored pending_review whatever the store's AUTO_ACTIVATE says.
+    review_reasons: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
 
 
 class PolicyGenerated(EventPayload):

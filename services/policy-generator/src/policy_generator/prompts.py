@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from policy_generator.providers.base import DecisionRequest
+from policy_generator.screening import neutralize_fences
 
 SYSTEM_PROMPT = """You maintain the policies of an AI assistant that answers questions about a database by writing SQL.
 A policy is a short, specific rule that prevents a mistake the assistant made. You receive one piece of user
@@ -37,8 +38,8 @@ def user_message(request: DecisionRequest) -> str:
          "correct_mapping": c.policy.correct_mapping, "similarity": round(c.similarity, 3)}
         for c in request.candidates
     ]
-    context = request.context.render().replace("</feedback>", "<\\/feedback>")
-    listed = json.dumps(candidates, ensure_ascii=False, indent=1).replace("</candidates>", "<\\/candidates>")
+    context = neutralize_fences(request.context.render())
+    listed = neutralize_fences(json.dumps(candidates, ensure_ascii=False, indent=1))
     return (f"<feedback>\n{context}\n</feedback>\n\n<candidates>\n{listed}\n</candidates>\n\n"
             "Return the decision as the JSON object the schema describes.")
 

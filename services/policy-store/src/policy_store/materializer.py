@@ -82,7 +82,8 @@ class Materializer:
         if isinstance(event, PolicyGenerated):
             feedback.status, feedback.policy_id = "generated", event.policy.policy_id
             feedback.decision = event.decision.model_dump(mode="json")
-            self._policy_generated(session, event.policy, incoming)
+            self._policy_generated(session, event.policy, incoming,
+                                   needs_review=bool(event.decision.review_reasons))
         elif isinstance(event, PolicySkipped):
             feedback.status, feedback.reason = "skipped", event.reason.value
             feedback.decision = {**event.decision.model_dump(mode="json"), "explanation": event.explanation}
@@ -94,7 +95,8 @@ class Materializer:
             feedback.decision = {"error_class": event.error_class, "error_message": event.error_message,
                                  "attempts": event.attempts}
 
-    def _policy_generated(self, session: Session, policy: Policy, incoming: IncomingEvent) -> None:
+    def _policy_generated(self, session: Session, policy: Policy, incoming: IncomingEvent,
+                          needs_review: bool = False) -> None:
         record = session.get(PolicyRecord, policy.policy_id, with_for_update=True)
         if record is not None and record.version >= policy.version:
             return
@@ -110,7 +112,9 @@ class Materializer:
                        schema_objects=sorted(schema_objects(text)), generator_provider=policy.generator.provider,
                        generator_model=policy.generator.model, updated_at=policy.updated_at)
         if record is None:
-            status = PolicyStatus.ACTIVE if self.auto_activate else PolicyStatus.PENDING_REVIEW
+            # A policy written from suspicious feedback (screened by the generator) waits for a reviewer.
+            active = self.auto_activate and not needs_review
+            status = PolicyStatus.ACTIVE if active else PolicyStatus.PENDING_REVIEW
             record = PolicyRecord(policy_id=policy.policy_id, status=status.value, created_at=policy.created_at,
                                   valid_from=incoming.time if status is PolicyStatus.ACTIVE else None, **content)
             session.add(record)

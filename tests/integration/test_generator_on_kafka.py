@@ -1,17 +1,21 @@
-"""The generator's transactional loop on a real broker: one decision per feedback, poison to the DLQ, restarts."""
+"""The generator's transactional loop on a real broker: one decision per feedback, poison to the DLQ, restarts,
+concurrent decisions in record order, and a stop in the middle of a batch."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client import REGISTRY
 
 from policy_generator.decision import DecisionMaker
 from policy_generator.policy_feed import PolicyFeed
 from policy_generator.policy_index import PolicyIndex
+from policy_generator.providers.base import PolicyProvider
 from policy_generator.providers.offline import OfflineProvider
 from policy_generator.worker import GeneratorWorker
 from policyloop_common.cloudevents import encode
@@ -48,19 +52,31 @@ def topics(kafka_bootstrap: str, unique_name: str) -> Topics:
     return names
 
 
+@pytest.fixture
+def one_partition(kafka_bootstrap: str, unique_name: str) -> Topics:
+    """Topics of one partition: records published before a worker starts reach it as one batch, and the order of
+    its decisions is the order of the topic."""
+    names = Topics(f"one-{unique_name}")
+    ensure_topics({"bootstrap.servers": kafka_bootstrap},
+                  all_topics([names.feedback, names.decisions, names.reviews]), partitions=1)
+    return names
+
+
 class RunningGenerator:
     """A feed and a worker in this process, as the service's lifespan would run them."""
 
-    def __init__(self, bootstrap: str, topics: Topics, group: str) -> None:
+    def __init__(self, bootstrap: str, topics: Topics, group: str, provider: PolicyProvider | None = None,
+                 transactional_id: str | None = None, **worker_options) -> None:
         kafka = {"bootstrap.servers": bootstrap}
         self.index = PolicyIndex()
         self.feed = PolicyFeed(kafka, [topics.decisions, topics.reviews], self.index)
         self.feed.start()
         assert self.feed.wait_caught_up(60)
-        decider = DecisionMaker(index=self.index, provider=OfflineProvider())
-        self.worker = GeneratorWorker(kafka, group_id=group, transactional_id=f"tx-{group}",
+        decider = DecisionMaker(index=self.index, provider=provider or OfflineProvider())
+        options = {"batch_size": 20, "poll_timeout": 0.2, **worker_options}
+        self.worker = GeneratorWorker(kafka, group_id=group, transactional_id=transactional_id or f"tx-{group}",
                                       feedback_topic=topics.feedback, decisions_topic=topics.decisions,
-                                      decision_maker=decider, batch_size=20, poll_timeout=0.2)
+                                      decision_maker=decider, **options)
         self.worker.start()
 
     def stop(self) -> None:
@@ -103,8 +119,9 @@ def publish(bootstrap: str, topic: str, *events: FeedbackSubmitted, raw: list[by
 
 
 def decisions_for(bootstrap: str, topic: str, count: int) -> list:
-    return eventually(lambda: (events := read_events(bootstrap, topic, settle_seconds=0.5)) and
-                      len(events) >= count and events, timeout=60, what=f"{count} decisions")
+    # An empty list is a value to ``eventually``: the probe answers False until there are enough.
+    return eventually(lambda: len(events := read_events(bootstrap, topic, settle_seconds=0.5)) >= count and events,
+                      timeout=60, what=f"{count} decisions")
 
 
 def test_each_feedback_gets_exactly_one_decision(kafka_bootstrap: str, topics: Topics, generator_factory) -> None:
@@ -231,3 +248,143 @@ def test_replay_leaves_other_reasons_and_stops_at_the_end_it_saw(kafka_bootstrap
     report = replay_dead_letters(kafka, f"{topics.feedback}.dlq", reason="generation_failed")
     assert report.replayed == {topics.feedback: 1} and report.skipped == {"invalid_json": 1}
     assert len(read_topic(kafka_bootstrap, topics.feedback)) == 3
+
+
+def openai_provider(model) -> PolicyProvider:
+    from policy_generator.providers.openai_provider import OpenAIProvider
+
+    return OpenAIProvider(api_key="k", base_url=model.base_url, timeout_seconds=30, max_attempts=1)
+
+
+def answer(reasoning: str, delay: float = 0.0):
+    """A scripted NOT_ACTIONABLE answer: it makes no policy, so no decision waits on another."""
+    from tests.support.fake_openai import Reply
+
+    return replace(Reply.decision(verdict="NOT_ACTIONABLE", reasoning=reasoning), delay=delay)
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> list[int]:
+    """The offsets ``group`` has committed on each partition of ``topic`` (negative where none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return [tp.offset for tp in consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)]
+    finally:
+        consumer.close()
+
+
+def metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def test_two_tellings_of_one_lesson_in_one_batch_give_one_policy(kafka_bootstrap: str, one_partition: Topics,
+                                                                 unique_name: str) -> None:
+    english = feedback("Wrong column name. The systems table has total_users, there is no users column.",
+                       "How many systems have more than 500 users?", "SELECT count(*) FROM systems WHERE users > 500")
+    vietnamese = feedback("Sai tên cột: số người dùng nằm ở cột total_users chứ không phải users.",
+                          "Hệ thống nào có nhiều người dùng nhất?", "SELECT name FROM systems ORDER BY users DESC")
+    # Both are in the topic before the worker starts, so its first batch holds both and decides them at once.
+    publish(kafka_bootstrap, one_partition.feedback, english, vietnamese)
+    rechecked = REGISTRY.get_sample_value("policyloop_generator_in_batch_rechecks_total", {"kind": "duplicate"}) or 0
+    generator = RunningGenerator(kafka_bootstrap, one_partition, group=f"gen-{unique_name}", poll_timeout=2.0)
+    try:
+        first, second = [event.payload for event in decisions_for(kafka_bootstrap, one_partition.decisions, 2)]
+    finally:
+        generator.stop()
+    assert isinstance(first, PolicyGenerated) and first.feedback_id == english.feedback_id
+    assert isinstance(second, PolicySkipped) and second.feedback_id == vietnamese.feedback_id
+    assert second.reason == "duplicate_policy" and second.duplicate_of == first.policy.policy_id
+    # The twin was caught by the second look within the batch, not by a later batch's index.
+    assert REGISTRY.get_sample_value("policyloop_generator_in_batch_rechecks_total",
+                                     {"kind": "duplicate"}) == rechecked + 1
+
+
+def test_a_feedback_delivered_twice_in_one_batch_is_decided_once(kafka_bootstrap: str, one_partition: Topics,
+                                                                 unique_name: str) -> None:
+    lesson = feedback("The budget_vnd column is in million VND", "Total budget of the ministry?")
+    later = feedback("", "How many agencies?", rating=Rating.POSITIVE)
+    # A producer retry can write the same feedback twice; both copies arrive in one batch, decided concurrently.
+    publish(kafka_bootstrap, one_partition.feedback, lesson, lesson, later)
+    generator = RunningGenerator(kafka_bootstrap, one_partition, group=f"gen-{unique_name}", poll_timeout=2.0)
+    try:
+        events = decisions_for(kafka_bootstrap, one_partition.decisions, 2)
+        assert committed_offsets(kafka_bootstrap, f"gen-{unique_name}", one_partition.feedback) == [3]
+    finally:
+        generator.stop()
+    assert [event.payload.feedback_id for event in read_events(kafka_bootstrap, one_partition.decisions)] == [
+        lesson.feedback_id, later.feedback_id]
+    assert isinstance(events[0].payload, PolicyGenerated)
+
+
+def test_decisions_of_a_batch_overlap_and_are_produced_in_record_order(kafka_bootstrap: str,
+                                                                       one_partition: Topics,
+                                                                       unique_name: str) -> None:
+    from tests.support.fake_openai import FakeOpenAI
+
+    count, in_flight = 12, 4
+    lessons = [feedback(f"Wrong answer number {n}", f"Question {n}?") for n in range(count)]
+    publish(kafka_bootstrap, one_partition.feedback, *lessons)
+    with FakeOpenAI() as model:
+        # The earlier a request, the later its answer: decisions finish out of record order.
+        model.script(*[answer(f"answer {n}", delay=0.6 - 0.04 * n) for n in range(count)])
+        generator = RunningGenerator(kafka_bootstrap, one_partition, group=f"gen-{unique_name}",
+                                     provider=openai_provider(model), max_in_flight=in_flight, poll_timeout=2.0)
+        try:
+            events = decisions_for(kafka_bootstrap, one_partition.decisions, count)
+        finally:
+            generator.stop()
+        assert len(model.requests) == count
+        assert 1 < model.most_in_flight <= in_flight
+    assert [event.payload.feedback_id for event in events] == [item.feedback_id for item in lessons]
+    assert all(isinstance(event.payload, PolicySkipped) for event in events)
+
+
+def test_a_worker_stopped_mid_batch_leaves_the_batch_to_the_next_owner_once(kafka_bootstrap: str, topics: Topics,
+                                                                          unique_name: str) -> None:
+    from tests.support.fake_openai import FakeOpenAI
+
+    group = f"gen-{unique_name}"
+    lessons = [feedback(f"Wrong answer number {n}", f"Question {n}?") for n in range(6)]
+    publish(kafka_bootstrap, topics.feedback, *lessons)
+    abandoned = metric("policyloop_generator_batches_abandoned_total")
+    with FakeOpenAI() as slow, FakeOpenAI() as fast:
+        # The slow model answers long after the first worker's shutdown bound.
+        slow.script(*[answer("slow model", delay=3.0) for _ in lessons])
+        fast.script(*[answer("fast model") for _ in lessons])
+        first = RunningGenerator(kafka_bootstrap, topics, group=group, transactional_id=f"tx-a-{unique_name}",
+                                 provider=openai_provider(slow), shutdown_seconds=0.5)
+        eventually(lambda: len(slow.requests) >= 1, what="the first worker asking its model")
+        first.stop()
+        assert not first.worker.alive
+        assert metric("policyloop_generator_batches_abandoned_total") == abandoned + 1
+        assert read_topic(kafka_bootstrap, topics.decisions, settle_seconds=0.5) == []
+        second = RunningGenerator(kafka_bootstrap, topics, group=group, transactional_id=f"tx-b-{unique_name}",
+                                  provider=openai_provider(fast))
+        try:
+            events = decisions_for(kafka_bootstrap, topics.decisions, len(lessons))
+        finally:
+            second.stop()
+    decided = sorted(event.payload.feedback_id for event in events)
+    assert decided == sorted(item.feedback_id for item in lessons)
+    assert {event.payload.explanation for event in events} == {"fast model"}
+
+
+def test_a_worker_stopped_mid_batch_finishes_it_within_its_bound(kafka_bootstrap: str, one_partition: Topics,
+                                                                 unique_name: str) -> None:
+    from tests.support.fake_openai import FakeOpenAI
+
+    group = f"gen-{unique_name}"
+    lessons = [feedback(f"Wrong answer number {n}", f"Question {n}?") for n in range(5)]
+    publish(kafka_bootstrap, one_partition.feedback, *lessons)
+    with FakeOpenAI() as model:
+        model.script(*[answer("finished at shutdown", delay=1.0) for _ in lessons])
+        generator = RunningGenerator(kafka_bootstrap, one_partition, group=group,
+                                     provider=openai_provider(model), shutdown_seconds=30, poll_timeout=2.0)
+        eventually(lambda: len(model.requests) >= 1, what="the worker asking its model")
+        generator.stop()
+        assert not generator.worker.alive
+    events = read_events(kafka_bootstrap, one_partition.decisions, settle_seconds=0.5)
+    assert [event.payload.feedback_id for event in events] == [item.feedback_id for item in lessons]
+    assert {event.payload.explanation for event in events} == {"finished at shutdown"}
+    # The offsets went with the decisions: the group's next member starts after the batch.
+    assert committed_offsets(kafka_bootstrap, group, one_partition.feedback) == [len(lessons)]

@@ -59,6 +59,10 @@ class FakeOpenAI:
         self.port = free_port()
         self.replies: deque[Reply] = deque()
         self.requests: list[RecordedRequest] = []
+        # Requests being answered now, and the most there ever were at once. Handlers run on the server's one
+        # event loop, so these change on one thread only; requests overlap while a scripted delay is awaited.
+        self.in_flight = 0
+        self.most_in_flight = 0
         self._server = uvicorn.Server(uvicorn.Config(self._app(), host="127.0.0.1", port=self.port,
                                                      log_level="warning", lifespan="off"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -77,6 +81,14 @@ class FakeOpenAI:
 
         @app.post("/v1/chat/completions")
         async def chat_completions(request: Request) -> Response:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                return await answer(request)
+            finally:
+                self.in_flight -= 1
+
+        async def answer(request: Request) -> Response:
             body = await request.json()
             self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
             reply = self.replies.popleft() if self.replies else Reply.error(500)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from policy_generator.dedup import DUPLICATE_THRESHOLD, FAST_PATH_THRESHOLD
+from policy_generator.worker import DEFAULT_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SHUTDOWN_SECONDS
 from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC
 from policyloop_common.settings import ServiceSettings
 
@@ -25,8 +26,16 @@ class GeneratorSettings(ServiceSettings):
     feedback_topic: str = FEEDBACK_SUBMITTED_TOPIC
     decisions_topic: str = POLICY_DECISIONS_TOPIC
     reviews_topic: str = POLICY_REVIEWS_TOPIC
-    generator_batch_size: int = Field(default=50, ge=1, le=1000)
+    # Records per transaction. Equal to the default of GENERATOR_MAX_IN_FLIGHT, so a full batch is decided in one
+    # wave of model calls: a batch then takes about one decision's time (well inside max.poll.interval.ms, 300 s,
+    # even when every call times out and is retried) and an abort redoes at most one wave.
+    generator_batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=1000)
     generator_poll_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Feedback decided at once, each on its own thread (the openai SDK is synchronous); the batch size caps it too.
+    generator_max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1, le=1000)
+    # After SIGTERM, how long the batch in hand may take to finish before it is given up (the next owner of its
+    # partitions decides it). With one commit (up to 30 s) on top, it must stay inside the pod's grace (120 s).
+    generator_shutdown_seconds: float = Field(default=DEFAULT_SHUTDOWN_SECONDS, gt=0, le=600)
 
     llm_provider: Literal["auto", "offline", "openai"] = "auto"
     openai_api_key: str | None = None
@@ -40,6 +49,9 @@ class GeneratorSettings(ServiceSettings):
     openai_output_usd_per_million_tokens: float = Field(default=0.60, ge=0)
 
     candidate_count: int = Field(default=5, ge=1, le=20)
+    # A DDL file (CREATE TABLE statements) or a database URL of the database the assistant queries: policies
+    # naming columns or values it does not have go to review. Unset: nothing is checked.
+    schema_catalogue: str | None = None
     # The offline provider's bar for "same lesson"; the default is dedup.py's, measured in docs/dedup.md.
     duplicate_threshold: float = Field(default=DUPLICATE_THRESHOLD, gt=0, le=1)
     # At or above this a feedback is folded into a policy without asking any provider (near-verbatim repeats);

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from policy_generator.context import build_context
 from policy_generator.dedup import FAST_PATH_THRESHOLD, find_duplicate, rank_candidates
-from policy_generator.metrics import DECISION_SECONDS, DECISIONS, LLM_CALLS, LLM_TOKENS
+from policy_generator.metrics import HELD_FOR_REVIEW, LLM_CALLS, LLM_TOKENS
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.base import DecisionRequest, PolicyProvider, ProviderError, Verdict
+from policy_generator.schema_catalogue import SchemaCatalogue
+from policy_generator.screening import input_findings, output_findings
 from policyloop_common.events import (
     DecisionDetails,
     DecisionEvent,
@@ -38,25 +40,27 @@ def policy_id_for(feedback_id: str) -> str:
     return str(uuid.uuid5(_POLICY_NAMESPACE, feedback_id))
 
 
+def decision_kind(event: DecisionEvent) -> str:
+    """The ``kind`` label of a decision: new, duplicate, not_actionable, positive or failed."""
+    return "failed" if isinstance(event, PolicyGenerationFailed) else event.decision.kind.value
+
+
 @dataclass
 class DecisionMaker:
-    """Decides one feedback at a time against the current index."""
+    """Decides one feedback against the index, or against a given view of it; safe to call from several threads."""
 
     index: PolicyIndex
     provider: PolicyProvider
     candidate_count: int = 5
     fast_path_threshold: float = FAST_PATH_THRESHOLD
+    # The database the assistant queries; when given, a policy naming a column it lacks goes to review.
+    catalogue: SchemaCatalogue | None = None
 
-    def decide(self, feedback: FeedbackSubmitted) -> DecisionEvent:
-        """The decision event for ``feedback``; provider failures become PolicyGenerationFailed."""
-        started = time.perf_counter()
-        event = self._decide(feedback)
-        kind = event.decision.kind.value if not isinstance(event, PolicyGenerationFailed) else "failed"
-        DECISIONS.labels(kind).inc()
-        DECISION_SECONDS.observe(time.perf_counter() - started)
-        return event
+    def decide(self, feedback: FeedbackSubmitted, policies: Sequence[Policy] | None = None) -> DecisionEvent:
+        """The decision event for ``feedback``; provider failures become PolicyGenerationFailed.
 
-    def _decide(self, feedback: FeedbackSubmitted) -> DecisionEvent:
+        ``policies`` are the known policies to rank candidates from; by default the index's, staged ones included.
+        """
         if feedback.rating is Rating.POSITIVE:
             return PolicySkipped(
                 feedback_id=feedback.feedback_id, reason=SkipReason.POSITIVE_FEEDBACK,
@@ -64,7 +68,10 @@ class DecisionMaker:
                 decision=self._details(DecisionKind.POSITIVE, "positive rating"),
             )
         context = build_context(feedback)
-        candidates = rank_candidates(context, self.index.policies(), k=self.candidate_count)
+        # Screened before anything else: the findings travel with whatever is decided, for the reviewer's eyes.
+        suspicious = input_findings(context)
+        known = self.index.policies() if policies is None else policies
+        candidates = rank_candidates(context, known, k=self.candidate_count)
         objects = sorted(schema_objects(" ".join([context.comment, *context.sql_queries])))
         best = candidates[0].similarity if candidates else None
         candidate_ids = [candidate.policy.policy_id for candidate in candidates]
@@ -77,7 +84,7 @@ class DecisionMaker:
                 duplicate_of=duplicate.policy.policy_id,
                 explanation=f"Already covered by policy {duplicate.policy.policy_id}: {duplicate.policy.rule}",
                 decision=self._details(DecisionKind.DUPLICATE, "similarity above the duplicate threshold",
-                                       candidate_ids, best, objects),
+                                       candidate_ids, best, objects, review_reasons=suspicious),
             )
         try:
             verdict = self.provider.decide(DecisionRequest(context=context, candidates=candidates))
@@ -91,7 +98,7 @@ class DecisionMaker:
         LLM_TOKENS.labels(self.provider.name, "completion").inc(verdict.usage.completion_tokens)
 
         details = dict(candidate_ids=candidate_ids, best_similarity=best, schema_objects=objects,
-                       llm_calls=verdict.llm_calls, usage=verdict.usage)
+                       llm_calls=verdict.llm_calls, usage=verdict.usage, review_reasons=suspicious)
         if verdict.verdict is Verdict.DUPLICATE and verdict.duplicate_of is not None:
             original = candidates[verdict.duplicate_of].policy
             return PolicySkipped(
@@ -107,12 +114,23 @@ class DecisionMaker:
                 created_at=now, updated_at=now,
                 generator=GeneratorInfo(provider=self.provider.name, model=self.provider.model),
             )
+            details["review_reasons"] = self._review_reasons(suspicious, policy)
             return PolicyGenerated(feedback_id=feedback.feedback_id, policy=policy,
                                    decision=self._details(DecisionKind.NEW, verdict.reasoning, **details))
         return PolicySkipped(
             feedback_id=feedback.feedback_id, reason=SkipReason.NOT_ACTIONABLE, explanation=verdict.reasoning,
             decision=self._details(DecisionKind.NOT_ACTIONABLE, verdict.reasoning, **details),
         )
+
+    def _review_reasons(self, suspicious: list[str], policy: Policy) -> list[str]:
+        """Why a reviewer must see this policy first: the input's findings, the policy's own, the schema's."""
+        reasons = [*suspicious, *output_findings(policy)]
+        if self.catalogue is not None:
+            reasons += self.catalogue.problems(policy)
+        if reasons:
+            HELD_FOR_REVIEW.inc()
+            log.warning("policy held for review", extra={"reasons": reasons})
+        return reasons
 
     def _details(self, kind: DecisionKind, explanation: str, candidate_ids: list[str] | None = None,
                  best_similarity: float | None = None, schema_objects: list[str] | None = None,

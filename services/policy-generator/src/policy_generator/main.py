@@ -15,6 +15,7 @@ from policy_generator.decision import DecisionMaker
 from policy_generator.policy_feed import PolicyFeed
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.factory import build_provider
+from policy_generator.schema_catalogue import SchemaCatalogue
 from policy_generator.worker import GeneratorWorker
 from policyloop_common.service_app import service_app
 from policyloop_common.serving import serve
@@ -39,13 +40,18 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
             log.warning("policy index not fully loaded in time; starting anyway")
         provider = build_provider(settings)
         log.info("provider ready", extra={"provider": provider.name, "model": provider.model})
+        catalogue = SchemaCatalogue.load(settings.schema_catalogue) if settings.schema_catalogue else None
+        if catalogue is not None:
+            log.info("schema catalogue loaded", extra={"tables": sorted(catalogue.columns)})
         decider = DecisionMaker(index=index, provider=provider, candidate_count=settings.candidate_count,
-                                fast_path_threshold=settings.fast_path_threshold)
+                                fast_path_threshold=settings.fast_path_threshold, catalogue=catalogue)
         worker = GeneratorWorker(kafka, group_id=settings.generator_group_id,
                                  transactional_id=settings.generator_transactional_id,
                                  feedback_topic=settings.feedback_topic, decisions_topic=settings.decisions_topic,
                                  decision_maker=decider, batch_size=settings.generator_batch_size,
-                                 poll_timeout=settings.generator_poll_timeout_seconds)
+                                 poll_timeout=settings.generator_poll_timeout_seconds,
+                                 max_in_flight=settings.generator_max_in_flight,
+                                 shutdown_seconds=settings.generator_shutdown_seconds)
         worker.start()
         app.state.feed, app.state.worker = feed, worker
         try:

@@ -2,9 +2,20 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
-DECISIONS = Counter("policyloop_generator_decisions_total", "Decisions published, by kind", ["kind"])
-DECISION_SECONDS = Histogram("policyloop_generator_decision_seconds", "Time to decide one feedback",
+DECISIONS = Counter("policyloop_generator_decisions_total", "Decisions published (committed), by kind", ["kind"])
+# Decisions run concurrently: this is the time one feedback kept a decision thread busy (model calls and an
+# in-batch second look included), not the wait for a free thread nor for the rest of its batch.
+DECISION_SECONDS = Histogram("policyloop_generator_decision_seconds",
+                             "Time spent deciding one feedback in a decision thread, model calls included",
                              buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60))
+DECISIONS_IN_FLIGHT = Gauge("policyloop_generator_decisions_in_flight",
+                            "Feedback being decided right now (at most GENERATOR_MAX_IN_FLIGHT)")
+IN_BATCH_RECHECKS = Counter("policyloop_generator_in_batch_rechecks_total",
+                            "NEW decisions decided again because a policy made earlier in the batch is similar, "
+                            "by final kind", ["kind"])
+BATCHES_ABANDONED = Counter("policyloop_generator_batches_abandoned_total",
+                            "Batches given up at shutdown before their transaction began; the next owner decides "
+                            "them")
 LLM_CALLS = Counter("policyloop_generator_llm_calls_total", "HTTP calls made to the LLM", ["provider"])
 LLM_TOKENS = Counter("policyloop_generator_llm_tokens_total", "Tokens spent", ["provider", "kind"])
 TRANSACTIONS = Counter("policyloop_generator_transactions_total", "Kafka transactions, by outcome", ["outcome"])
@@ -16,3 +27,5 @@ LLM_ERRORS = Counter("policyloop_generator_llm_errors_total",
                      "LLM calls that did not give a usable decision, by kind", ["provider", "error"])
 LLM_COST = Counter("policyloop_generator_llm_cost_usd_total",
                    "Estimated LLM spend in US dollars: tokens times the configured prices", ["provider", "model"])
+HELD_FOR_REVIEW = Counter("policyloop_generator_policies_held_for_review_total",
+                          "New policies whose decision carries review reasons (screening or schema findings)")

@@ -22,6 +22,8 @@ class FeedbackStatus(BaseModel):
     reason: str | None = None
     duplicate_of: str | None = None
     decided_at: datetime | None = None
+    # Present when the generator found the feedback or its policy suspicious; the policy then waits for review.
+    review_reasons: list[str] | None = None
 
 
 class PolicyPage(BaseModel):

@@ -32,6 +32,9 @@ def feedback_status(record: FeedbackRecord) -> dict[str, Any]:
             document[name] = getattr(record, name)
     if record.decided_at is not None:
         document["decided_at"] = record.decided_at.isoformat()
+    review_reasons = (record.decision or {}).get("review_reasons")
+    if review_reasons:
+        document["review_reasons"] = review_reasons
     return document
 
 

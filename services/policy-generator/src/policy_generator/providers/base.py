@@ -58,7 +58,11 @@ class ProviderError(Exception):
 
 
 class PolicyProvider(Protocol):
-    """Decides what one feedback teaches."""
+    """Decides what one feedback teaches.
+
+    The generator calls ``decide`` from several threads at once (GENERATOR_MAX_IN_FLIGHT), so a provider keeps no
+    per-call state on itself.
+    """
 
     name: str
     model: str

@@ -74,7 +74,8 @@ class OpenAIProvider:
         self.max_attempts = max_attempts
         self._backoff = backoff_seconds
         self._sleep = sleep
-        # The SDK's own retries are off: ours honour Retry-After and count every attempt.
+        # The SDK's own retries are off: ours honour Retry-After and count every attempt. The one client serves
+        # every decision thread: its connection pool is thread-safe and holds up to 1,000 connections.
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_seconds, max_retries=0)
 
     def decide(self, request: DecisionRequest) -> ProviderDecision:

@@ -48,6 +48,8 @@ def test_decode_round_trips() -> None:
     (lambda v, h: (b"{" + b" " * 1_000_001 + b"}", h), "oversized"),
     (lambda v, h: (json.dumps({"feedback_id": "x"}).encode(), h), "invalid_payload"),
     (lambda v, h: (None, h), "empty_value"),
+    (lambda v, h: (b"\xff\xfe binary", h), "not_utf8"),
+    (lambda v, h: (v.replace(b"total_users", b"\xc3\x28"), h), "not_utf8"),
 ])
 def test_decode_refuses_what_is_not_a_valid_event(mutate, reason: str) -> None:
     event = encode(feedback(), source="/policyloop/test")
@@ -55,3 +57,21 @@ def test_decode_refuses_what_is_not_a_valid_event(mutate, reason: str) -> None:
     with pytest.raises(UnreadableEvent) as refused:
         decode(value=value, key=event.key, headers=headers)
     assert refused.value.reason == reason
+
+
+def test_a_field_added_by_a_newer_producer_is_ignored_not_refused() -> None:
+    event = encode(feedback(), source="/policyloop/test")
+    newer = json.loads(event.value)
+    newer["sentiment"] = "angry"
+    newer["context"]["screen"] = "dashboard"
+    incoming = decode(value=json.dumps(newer).encode(), key=event.key, headers=event.headers)
+    assert incoming.payload == feedback()
+
+
+def test_an_invalid_payload_is_reported_without_echoing_its_input() -> None:
+    with pytest.raises(UnreadableEvent) as refused:
+        event = encode(feedback(), source="/policyloop/test")
+        decode(value=json.dumps({"feedback_id": "x", "comment": "secret-ish text"}).encode(), key=event.key,
+               headers=event.headers)
+    assert refused.value.reason == "invalid_payload"
+    assert "user_id: Field required" in refused.value.message and "secret-ish" not in refused.value.message

@@ -57,3 +57,12 @@ def test_lists_are_bounded() -> None:
     with pytest.raises(ValidationError):
         FeedbackRequest(conversation_id="c", message_id="m", rating="positive",
                         context={"question": "q", "steps": ["s"] * 51})
+
+
+@pytest.mark.parametrize("body", [
+    {"conversation_id": "c", "message_id": "m", "rating": "positive", "context": {"question": "q"}, "mood": "x"},
+    {"conversation_id": "c", "message_id": "m", "rating": "positive", "context": {"question": "q", "screen": "x"}},
+])
+def test_a_request_with_unknown_fields_is_refused_though_events_tolerate_them(body: dict) -> None:
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        FeedbackRequest.model_validate(body)

@@ -115,9 +115,16 @@ def decode(*, value: bytes | None, key: bytes | None, headers: Sequence[tuple[st
     if version != str(model.schema_version):  # type: ignore[attr-defined]
         raise UnreadableEvent("unknown_version", f"{event_type} version {version} is not supported")
     try:
-        payload = model.model_validate_json(value)
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # Checked first: pydantic cannot even report a validation error on bytes that are not UTF-8.
+        raise UnreadableEvent("not_utf8", f"the value is not UTF-8 at byte {error.start}") from error
+    try:
+        payload = model.model_validate_json(text)
     except ValidationError as error:
-        raise UnreadableEvent("invalid_payload", error.json(include_url=False)[:2000]) from error
+        details = "; ".join(f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+                            for item in error.errors(include_url=False, include_input=False))
+        raise UnreadableEvent("invalid_payload", details[:2000]) from error
     try:
         time = datetime.fromisoformat(attributes["ce_time"].replace("Z", "+00:00"))
     except ValueError as error:

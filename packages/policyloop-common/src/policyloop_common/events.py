@@ -37,10 +37,15 @@ MAX_ITEM_TEXT = 5000
 MAX_RESULT_ROWS = 50
 
 
+# Readers tolerate fields they do not know: a producer upgraded first may add optional fields (docs/operations.md,
+# "Evolving event schemas") without its older consumers dead-lettering every event. Requests stay strict.
+EVENT_MODEL_CONFIG = ConfigDict(extra="ignore")
+
+
 class FeedbackContext(BaseModel):
     """What the assistant saw and did when it produced the rated answer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = EVENT_MODEL_CONFIG
 
     question: SafeText = Field(min_length=1, max_length=MAX_TEXT)
     answer: SafeText | None = Field(default=None, max_length=MAX_ANSWER)
@@ -57,7 +62,7 @@ class FeedbackContext(BaseModel):
 class EventPayload(BaseModel):
     """Base of every event value; ``ce_type`` names it in the CloudEvents headers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = EVENT_MODEL_CONFIG
 
     ce_type: ClassVar[str]
     topic: ClassVar[str]
@@ -102,7 +107,7 @@ class SkipReason(StrEnum):
 class TokenUsage(BaseModel):
     """Tokens a provider spent on one decision."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = EVENT_MODEL_CONFIG
 
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
@@ -111,7 +116,7 @@ class TokenUsage(BaseModel):
 class DecisionDetails(BaseModel):
     """How the generator reached a decision: provider, candidates, similarity, explanation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = EVENT_MODEL_CONFIG
 
     kind: DecisionKind
     provider: str
@@ -179,7 +184,7 @@ REVIEW_OUTCOME: dict[ReviewAction, PolicyStatus] = {
 class PolicyReviewed(BaseModel):
     """A reviewer changed a policy's status; published by policy-store so a replay rebuilds reviews too."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = EVENT_MODEL_CONFIG
 
     ce_type: ClassVar[str] = "PolicyReviewed"
     topic: ClassVar[str] = POLICY_REVIEWS_TOPIC

@@ -39,10 +39,11 @@ class PolicyPriority(StrEnum):
     LOW = "low"
 
 
+# Policies travel in events: like the events, they ignore fields added by a newer producer.
 class GeneratorInfo(BaseModel):
     """Which provider and model produced a policy."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     provider: str = Field(max_length=64)
     model: str = Field(max_length=128)
@@ -51,7 +52,7 @@ class GeneratorInfo(BaseModel):
 class PolicyContent(BaseModel):
     """The part of a policy a provider writes: the lesson itself."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     category: PolicyCategory
     priority: PolicyPriority

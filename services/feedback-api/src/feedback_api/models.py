@@ -8,6 +8,12 @@ from policyloop_common.events import MAX_TEXT, FeedbackContext, Rating
 from policyloop_common.safe_text import SafeText
 
 
+class RequestContext(FeedbackContext):
+    """The context as a request carries it: unknown fields are refused (422), where an event reader ignores them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class FeedbackRequest(BaseModel):
     """``POST /v1/feedback`` body; the submitting user comes from the token, never from here."""
 
@@ -18,7 +24,7 @@ class FeedbackRequest(BaseModel):
     rating: Rating
     # validate_default: the check below must also run when the comment is left out.
     comment: SafeText | None = Field(default=None, max_length=MAX_TEXT, validate_default=True)
-    context: FeedbackContext
+    context: RequestContext
 
     @field_validator("comment")
     @classmethod

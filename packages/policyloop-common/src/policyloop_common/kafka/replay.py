@@ -28,7 +28,14 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from policyloop_common.events import DEAD_LETTER_SUFFIX
 from policyloop_common.kafka.consumer import consumer_config
-from policyloop_common.kafka.dead_letters import DLQ_HEADERS, REASON_HEADER, TOPIC_HEADER
+from policyloop_common.kafka.dead_letters import (
+    DLQ_HEADERS,
+    OFFSET_HEADER,
+    PARTITION_HEADER,
+    REASON_HEADER,
+    TOPIC_HEADER,
+    TRUNCATED_HEADER,
+)
 from policyloop_common.kafka.offsets import next_offsets
 from policyloop_common.kafka.producer import durable_producer_config
 
@@ -47,11 +54,13 @@ class ReplayReport:
     replayed: Counter = field(default_factory=Counter)  # by original topic
     skipped: Counter = field(default_factory=Counter)  # by reason
     unroutable: int = 0
+    repeated: int = 0  # further dead letters of a record already replayed in this run
+    origins: set[tuple[str, str | None, str | None]] = field(default_factory=set, repr=False)
 
     def as_dict(self) -> dict:
         return {"dead_letter_topic": self.dead_letter_topic, "group": self.group, "dry_run": self.dry_run,
                 "replayed": dict(self.replayed), "skipped_by_reason": dict(self.skipped),
-                "unroutable": self.unroutable}
+                "unroutable": self.unroutable, "repeated": self.repeated}
 
 
 def default_group(dead_letter_topic: str, reason: str | None) -> str:
@@ -112,11 +121,19 @@ def _replay_one(message: Message, reason: str | None, producer: Producer | None,
         report.skipped[record_reason] += 1
         return
     original_topic = named.get(TOPIC_HEADER)
-    if not original_topic:
+    if not original_topic or TRUNCATED_HEADER in named:
+        # No destination, or only a prefix of the record: the original stays where the headers say it is.
         report.unroutable += 1
-        log.warning("dead letter without its original topic left alone",
+        log.warning("dead letter without its original topic, or truncated, left alone",
                     extra={"partition": message.partition(), "offset": message.offset()})
         return
+    # Each consumer group refuses a poison record on its own (the generator and the store both read feedback),
+    # and a retried batch may dead-letter a record again: one record, one replay.
+    origin = (original_topic, named.get(PARTITION_HEADER), named.get(OFFSET_HEADER))
+    if origin in report.origins:
+        report.repeated += 1
+        return
+    report.origins.add(origin)
     report.replayed[original_topic] += 1
     if producer is None:
         return

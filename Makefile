@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help up down status test unit chaos eval schemas lint deps check-deploy
+.PHONY: help up down status test unit chaos bench eval schemas lint deps check-deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ unit: deps ## only the tests that need no servers
 
 chaos: deps ## kill -9s, a broker restart, a PostgreSQL stop and poison under 5,000 feedbacks, own servers (~15 min)
 	@$(RUN) python -m tools.chaos $(CHAOS_ARGS)
+
+bench: deps ## benchmarks on private servers: ratio table, docs/benchmarks.md (installs wrk; ~25 min)
+	@$(RUN) python -m bench $(BENCH_ARGS)
 
 eval: deps ## decisions of the offline provider against the labelled feedback cases
 	@$(RUN) python -m policy_generator.evaluation tests/data/feedback-cases.jsonl

@@ -1,0 +1,184 @@
+"""wrk, the HTTP load tool: installing it, the Lua script that posts feedback, running it, reading its report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# What the Lua script's done() prints, one fact a line, so that the figures need no guessing from wrk's prose.
+_BENCH_LINE = re.compile(r"^BENCH (\w+) (\S+) (\S+)$", re.MULTILINE)
+_REQUESTS_LINE = re.compile(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)", re.MULTILINE)
+_RATE_LINE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_NON_2XX_LINE = re.compile(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", re.MULTILINE)
+_SOCKET_ERRORS_LINE = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_DISTRIBUTION_LINE = re.compile(r"^\s+(50|75|90|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)$", re.MULTILINE)
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def ensure_wrk() -> str:
+    """The path of wrk; installed from Debian's packages when missing (as root, like PostgreSQL is)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError("wrk is not installed; install it with: apt-get install -y wrk")
+    print("installing wrk from Debian's packages (first run only)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env, capture_output=True)
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=env, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk was installed but is still not on PATH")
+    return found
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What one wrk run measured."""
+
+    requests: int
+    duration: float
+    requests_per_second: float
+    statuses: dict[int, int] = field(default_factory=dict)
+    p50: float | None = None
+    p99: float | None = None
+    non_2xx: int = 0
+    socket_errors: int = 0
+    cpu_seconds: float | None = None
+
+    def rate_of(self, status: int) -> float:
+        """Responses with ``status`` per second."""
+        return self.statuses.get(status, 0) / self.duration if self.duration else 0.0
+
+
+def _seconds(amount: str, unit: str) -> float:
+    return float(amount) * _UNITS[unit]
+
+
+def parse_wrk_output(text: str) -> WrkResult:
+    """Read wrk's report, with the ``BENCH`` lines of :func:`feedback_script` where present.
+
+    The script's lines are preferred (exact counts by status, latency percentiles in microseconds); wrk's own
+    ``--latency`` distribution is the fallback for percentiles.
+    """
+    totals = _REQUESTS_LINE.search(text)
+    rate = _RATE_LINE.search(text)
+    if totals is None or rate is None:
+        raise ValueError(f"not a wrk report:\n{text[-2000:]}")
+    requests, duration = int(totals.group(1)), _seconds(totals.group(2), totals.group(3))
+    statuses: dict[int, int] = {}
+    percentiles: dict[str, float] = {}
+    for kind, key, value in _BENCH_LINE.findall(text):
+        if kind == "status":
+            statuses[int(key)] = statuses.get(int(key), 0) + int(value)
+        elif kind == "latency_us":
+            percentiles[key] = float(value) * 1e-6
+    if not percentiles:
+        for quantile, amount, unit in _DISTRIBUTION_LINE.findall(text):
+            percentiles[quantile] = _seconds(amount, unit)
+    non_2xx = _NON_2XX_LINE.search(text)
+    socket = _SOCKET_ERRORS_LINE.search(text)
+    return WrkResult(requests=requests, duration=duration, requests_per_second=float(rate.group(1)),
+                     statuses=statuses, p50=percentiles.get("50"), p99=percentiles.get("99"),
+                     non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+                     socket_errors=sum(int(n) for n in socket.groups()) if socket else 0)
+
+
+def _lua_string(text: str) -> str:
+    """A Lua string literal (JSON-escaped text is valid Lua escaping for the characters JSON produces)."""
+    return json.dumps(text, ensure_ascii=True)
+
+
+def feedback_script(*, method: str, headers: dict[str, str], body_prefix: str = "", body_suffix: str = "") -> str:
+    """A wrk Lua script: each request's body is prefix + a per-thread counter + suffix; statuses are counted.
+
+    The counter makes every message id distinct, as a dashboard's would be. ``done`` prints the status counts
+    and latency percentiles as ``BENCH`` lines for :func:`parse_wrk_output`.
+    """
+    header_lines = "\n".join(f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}"
+                             for name, value in headers.items())
+    has_body = "true" if body_prefix or body_suffix else "false"
+    return f"""-- Generated by bench/wrk.py.
+wrk.method = {_lua_string(method)}
+{header_lines}
+local prefix = {_lua_string(body_prefix)}
+local suffix = {_lua_string(body_suffix)}
+local has_body = {has_body}
+local threads = {{}}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counter = 0
+  statuses = {{}}
+end
+
+function request()
+  if not has_body then
+    return wrk.format()
+  end
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, prefix .. id .. "-" .. counter .. suffix)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {{}}
+  for _, thread in ipairs(threads) do
+    local counted = thread:get("statuses")
+    for status, n in pairs(counted) do
+      total[status] = (total[status] or 0) + n
+    end
+  end
+  for status, n in pairs(total) do
+    io.write(string.format("BENCH status %d %d\\n", status, n))
+  end
+  for _, q in ipairs({{50, 75, 90, 99}}) do
+    io.write(string.format("BENCH latency_us %d %d\\n", q, latency:percentile(q)))
+  end
+end
+"""
+
+
+def run_wrk(url: str, script: str, *, duration: float, connections: int, threads: int = 1,
+            timeout: float = 10.0) -> WrkResult:
+    """Run wrk against ``url`` with ``script``; the result carries the CPU time wrk itself used."""
+    wrk = ensure_wrk()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+        script_path = Path(handle.name)
+    try:
+        command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
+                   f"--timeout={timeout:g}s", "--latency", "-s", str(script_path), url]
+        # The children's CPU before and after: wrk is the only child that ends meanwhile, so the difference is
+        # the CPU wrk used, which shows whether the load tool had to work hard.
+        before = _children_cpu()
+        process = subprocess.run(command, capture_output=True, text=True, timeout=duration + timeout + 30)
+        used = _children_cpu() - before
+    finally:
+        script_path.unlink(missing_ok=True)
+    output = process.stdout + process.stderr
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}):\n{output}")
+    result = parse_wrk_output(output)
+    return replace(result, cpu_seconds=used)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from policy_generator.context import build_context
 from policy_generator.dedup import FAST_PATH_THRESHOLD, find_duplicate, rank_candidates
-from policy_generator.metrics import HELD_FOR_REVIEW, LLM_CALLS, LLM_TOKENS
+from policy_generator.metrics import LLM_CALLS, LLM_TOKENS
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.base import DecisionRequest, PolicyProvider, ProviderError, Verdict
 from policy_generator.schema_catalogue import SchemaCatalogue
@@ -128,7 +128,6 @@ class DecisionMaker:
         if self.catalogue is not None:
             reasons += self.catalogue.problems(policy)
         if reasons:
-            HELD_FOR_REVIEW.inc()
             log.warning("policy held for review", extra={"reasons": reasons})
         return reasons
 

@@ -20,9 +20,9 @@ from opentelemetry.trace import SpanKind
 from policy_generator.batch_decisions import BatchAbandoned, BatchDecider, Decided, Pending
 from policy_generator.decision import DecisionMaker, decision_kind
 from policy_generator.decision_threads import DecisionThreads
-from policy_generator.metrics import BATCHES_ABANDONED, DECISIONS, KNOWN_POLICIES, TRANSACTIONS
+from policy_generator.metrics import BATCHES_ABANDONED, DECISIONS, HELD_FOR_REVIEW, KNOWN_POLICIES, TRANSACTIONS
 from policyloop_common.cloudevents import OutgoingEvent, UnreadableEvent, decode, encode
-from policyloop_common.events import FeedbackSubmitted, PolicyGenerationFailed
+from policyloop_common.events import FeedbackSubmitted, PolicyGenerated, PolicyGenerationFailed
 from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
 from policyloop_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_PUBLISHED, INTERNAL_ERRORS
@@ -155,8 +155,11 @@ class GeneratorWorker(BatchConsumerLoop):
             raise
         self._failures = 0
         index.commit_staged()
+        # Counted once committed: a second look or a redone batch decides a feedback more than once.
         for result in decided:
             DECISIONS.labels(decision_kind(result.event)).inc()
+            if isinstance(result.event, PolicyGenerated) and result.event.decision.review_reasons:
+                HELD_FOR_REVIEW.inc()
         KNOWN_POLICIES.set(len(index))
         TRANSACTIONS.labels("committed").inc()
 

@@ -18,6 +18,7 @@ from bench.harness import BenchRun, Service, Topics, wait_for
 from bench.workload import Lesson, policy_for
 from policyloop_common.cloudevents import encode
 from policyloop_common.events import DecisionDetails, DecisionKind, FeedbackSubmitted, PolicyGenerated
+from policyloop_common.kafka.producer import produce_when_room
 
 
 def start_llm(bench: BenchRun, latency: float, verdict: str = "NEW") -> Service:
@@ -144,12 +145,7 @@ def publish_policies(bootstrap: str, topic: str, count: int) -> None:
         event = encode(PolicyGenerated(feedback_id=feedback_id, policy=policy_for(Lesson.number(number),
                                                                                   feedback_id=feedback_id),
                                        decision=details), source="/policyloop/policy-generator", topic=topic)
-        while True:
-            try:
-                producer.produce(event.topic, key=event.key, value=event.value, headers=event.headers)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_when_room(producer, event)
         producer.poll(0)
     if producer.flush(60):
         raise RuntimeError("policies not acknowledged by the broker")

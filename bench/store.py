@@ -19,6 +19,7 @@ from bench.profiling import profiled
 from bench.results import Comparison, Outcome, Target
 from bench.workload import decision_events
 from policyloop_common.cloudevents import encode
+from policyloop_common.kafka.producer import produce_when_room
 
 NAME = "store"
 TABLES = ("feedback", "policies", "policy_history", "policy_evidence", "processed_events")
@@ -81,12 +82,7 @@ def _publish_backlog(bootstrap: str, feedback_topic: str, decisions_topic: str, 
     for feedback, decision in decision_events(pairs):
         for event in (encode(feedback, source="/policyloop/feedback-api", topic=feedback_topic),
                       encode(decision, source="/policyloop/policy-generator", topic=decisions_topic)):
-            while True:
-                try:
-                    producer.produce(event.topic, key=event.key, value=event.value, headers=event.headers)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
+            produce_when_room(producer, event)
             count += 1
         producer.poll(0)
     if producer.flush(60):

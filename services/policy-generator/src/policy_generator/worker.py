@@ -25,6 +25,7 @@ from policyloop_common.cloudevents import OutgoingEvent, UnreadableEvent, decode
 from policyloop_common.events import FeedbackSubmitted, PolicyGenerated, PolicyGenerationFailed
 from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
+from policyloop_common.kafka.producer import produce_when_room
 from policyloop_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_PUBLISHED, INTERNAL_ERRORS
 from policyloop_common.tracing import KAFKA_TRACEPARENT, traced
 
@@ -206,9 +207,4 @@ class GeneratorWorker(BatchConsumerLoop):
         EVENTS_PUBLISHED.labels("policy-generator", outgoing.topic, type(decision).ce_type).inc()
 
     def _produce(self, event: OutgoingEvent) -> None:
-        while True:
-            try:
-                self._producer.produce(event.topic, key=event.key, value=event.value, headers=event.headers)
-                return
-            except BufferError:
-                self._producer.poll(0.5)
+        produce_when_room(self._producer, event, wait_seconds=0.5)

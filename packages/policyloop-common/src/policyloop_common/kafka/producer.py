@@ -111,3 +111,13 @@ def _settle(future: asyncio.Future, outcome: BaseException | Message) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def produce_when_room(producer: Producer, event: OutgoingEvent, *, wait_seconds: float = 0.1) -> None:
+    """Queue ``event``; while librdkafka's local queue is full, serve delivery reports to make room, then retry."""
+    while True:
+        try:
+            producer.produce(event.topic, key=event.key, value=event.value, headers=event.headers)
+            return
+        except BufferError:
+            producer.poll(wait_seconds)

@@ -5,12 +5,12 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help up down status test unit chaos bench eval schemas lint deps check-deploy
+.PHONY: help up down status test unit chaos bench eval eval-retrieval schemas lint deps check-deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 
-deps: ## install what is missing: uv, the Python environment, Kafka's jars, PostgreSQL
+deps: ## install what is missing: uv, the Python environment, Kafka's jars, PostgreSQL, Chromium
 	@bash tools/bootstrap.sh
 
 up: deps ## start Kafka, PostgreSQL and the three services; idempotent; shows the example policy
@@ -39,6 +39,9 @@ bench: deps ## benchmarks on private servers: ratio table, docs/benchmarks.md (i
 eval: deps ## decisions of the offline provider against the labelled feedback cases
 	@$(RUN) python -m policy_generator.evaluation tests/data/feedback-cases.jsonl
 	@$(RUN) python -m policy_generator.evaluation tests/data/feedback-cases-extra.jsonl
+
+eval-retrieval: deps ## hit@1, hit@3, MRR of /v1/policies/relevant on the labelled questions (own PostgreSQL)
+	@$(RUN) python -m tools.eval_retrieval $(RETRIEVAL_ARGS)
 
 check-deploy: deps ## validate docker-compose.yml, the Dockerfiles and every deploy/k8s overlay, offline
 	@$(RUN) python -m tools.compose_check

@@ -25,7 +25,12 @@ import httpx
 import psycopg
 
 from policyloop_common.auth import mint_token
-from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC
+from policyloop_common.events import (
+    FEEDBACK_SUBMITTED_TOPIC,
+    POLICY_DECISIONS_TOPIC,
+    POLICY_REVIEWS_TOPIC,
+    POLICY_USAGE_TOPIC,
+)
 from policyloop_common.kafka.topics import all_topics, ensure_topics
 from policyloop_common.settings import ServiceSettings
 from tools.local_stack.kafka import KafkaBroker
@@ -79,9 +84,15 @@ class Topics:
         """Where the store publishes reviews."""
         return f"{self.prefix}.{POLICY_REVIEWS_TOPIC}"
 
+    @property
+    def usage(self) -> str:
+        """Where the store publishes which policies answers used."""
+        return f"{self.prefix}.{POLICY_USAGE_TOPIC}"
+
     def environment(self) -> dict[str, str]:
         """The services' settings naming these topics."""
-        return {"FEEDBACK_TOPIC": self.feedback, "DECISIONS_TOPIC": self.decisions, "REVIEWS_TOPIC": self.reviews}
+        return {"FEEDBACK_TOPIC": self.feedback, "DECISIONS_TOPIC": self.decisions, "REVIEWS_TOPIC": self.reviews,
+                "USAGE_TOPIC": self.usage}
 
 
 @dataclass
@@ -185,7 +196,7 @@ class BenchRun:
     def topics(self, benchmark: str, partitions: int) -> Topics:
         """Fresh topics (with their dead-letter topics) for one benchmark."""
         topics = Topics(prefix=f"{benchmark}-{uuid.uuid4().hex[:6]}")
-        names = all_topics([topics.feedback, topics.decisions, topics.reviews])
+        names = all_topics([topics.feedback, topics.decisions, topics.reviews, topics.usage])
         ensure_topics({"bootstrap.servers": self.bootstrap}, names, partitions=partitions)
         return topics
 

@@ -12,10 +12,13 @@ UV=$(command -v uv 2>/dev/null || echo "$HOME/.local/bin/uv")
 # The workspace's environment, exactly as locked.
 "$UV" sync --all-packages --frozen --quiet
 
-# Kafka's jars (Maven Central, cached under ~/.cache/policyloop) and PostgreSQL's binaries (apt-get).
+# Kafka's jars (Maven Central, cached under ~/.cache/policyloop), PostgreSQL's binaries and, for the browser
+# tests, Chromium (both apt-get).
 "$UV" run --frozen python - <<'PY'
+from tools.browser import chromium_executable
 from tools.local_stack.kafka import kafka_classpath
 from tools.local_stack.postgres import postgres_bin
 kafka_classpath()
 postgres_bin()
+chromium_executable()
 PY

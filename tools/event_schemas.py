@@ -15,6 +15,7 @@ from policyloop_common.events import (
     FEEDBACK_SUBMITTED_TOPIC,
     POLICY_DECISIONS_TOPIC,
     POLICY_REVIEWS_TOPIC,
+    POLICY_USAGE_TOPIC,
     dead_letter_topic,
 )
 
@@ -71,6 +72,7 @@ def asyncapi() -> dict:
         FEEDBACK_SUBMITTED_TOPIC: ["FeedbackSubmitted"],
         POLICY_DECISIONS_TOPIC: ["PolicyGenerated", "PolicySkipped", "PolicyGenerationFailed"],
         POLICY_REVIEWS_TOPIC: ["PolicyReviewed"],
+        POLICY_USAGE_TOPIC: ["PolicyUsed"],
     }
     channels = {}
     for topic, types in topics.items():
@@ -91,12 +93,15 @@ def asyncapi() -> dict:
             "publishFeedback": {"action": "send", "channel": {"$ref": f"#/channels/{FEEDBACK_SUBMITTED_TOPIC}"}},
             "publishDecisions": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_DECISIONS_TOPIC}"}},
             "publishReviews": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_REVIEWS_TOPIC}"}},
+            "publishUsage": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_USAGE_TOPIC}"}},
         },
         "components": {"messages": messages},
     }
 
 
 def _key_doc(ce_type: str) -> str:
+    if ce_type == "PolicyUsed":
+        return "conversation_id/message_id of the answer (UTF-8)"
     return "the policy_id (UTF-8)" if ce_type == "PolicyReviewed" else "the feedback_id (UTF-8)"
 
 

@@ -36,10 +36,9 @@ def read_topic(bootstrap: str, topic: str, *, settle_seconds: float = 1.0, timeo
                     records.append(message)
                     ended.discard(message.partition())
                     last_seen = time.monotonic()
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    if message.partition() not in ended:
-                        ended.add(message.partition())
-                        last_seen = max(last_seen, time.monotonic())
+                elif error.code() == KafkaError._PARTITION_EOF and message.partition() not in ended:
+                    ended.add(message.partition())
+                    last_seen = time.monotonic()
         return records
     finally:
         consumer.close()

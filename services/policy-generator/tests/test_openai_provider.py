@@ -170,6 +170,9 @@ def test_calls_errors_and_cost_are_measured_per_call(server: FakeOpenAI) -> None
     expected = (1000 * 2.0 + 120 * 2.0 + 60 * 8.0) / 1_000_000
     spent = metric("policyloop_generator_llm_cost_usd_total", provider="openai", model="priced-model") - before["cost"]
     assert spent == pytest.approx(expected)
+    # The decision carries the same spend, so the store can keep each policy's cost.
+    assert decision.usage.cost_usd == pytest.approx(expected)
+    assert (decision.usage.prompt_tokens, decision.usage.completion_tokens) == (1120, 60)
 
 
 def test_error_kinds_are_a_small_fixed_set(server: FakeOpenAI) -> None:

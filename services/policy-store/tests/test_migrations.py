@@ -30,3 +30,33 @@ def test_upgrade_creates_every_table_and_downgrade_removes_them(database_url: st
     assert tables(database_url) == set()
     upgrade(database_url)
     assert tables(database_url) == set(Base.metadata.tables)
+
+
+def indexes(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {index["name"] for index in inspect(engine).get_indexes(table)}
+    finally:
+        engine.dispose()
+
+
+def test_usage_revision_upgrades_downgrades_and_upgrades_again(database_url: str) -> None:
+    upgrade(database_url, "0001")
+    assert "policy_usage" not in tables(database_url)
+    upgrade(database_url, "0002")
+    assert "policy_usage" in tables(database_url)
+    assert {"ix_feedback_message", "ix_feedback_submitted_at"} <= indexes(database_url, "feedback")
+    assert indexes(database_url, "policy_usage") == {"ix_policy_usage_message"}
+    downgrade(database_url, "0001")
+    assert "policy_usage" not in tables(database_url)
+    assert not {"ix_feedback_message", "ix_feedback_submitted_at"} & indexes(database_url, "feedback")
+    upgrade(database_url)
+    assert tables(database_url) == set(Base.metadata.tables)
+    expected = {column.name for column in Base.metadata.tables["policy_usage"].columns}
+    engine = create_engine(database_url)
+    try:
+        assert {c["name"] for c in inspect(engine).get_columns("policy_usage")} == expected
+        assert inspect(engine).get_pk_constraint("policy_usage")["constrained_columns"] == [
+            "policy_id", "conversation_id", "message_id"]
+    finally:
+        engine.dispose()

@@ -56,8 +56,9 @@ class IncomingEvent:
 
 
 def event_key(payload: BaseModel) -> str:
-    """Partition key: the feedback id for feedback and decision events, the policy id for reviews."""
-    return getattr(payload, "feedback_id", None) or payload.policy_id  # type: ignore[attr-defined]
+    """Partition key: the event's ``partition_key`` if it has one (usage), else the feedback id, else the policy id."""
+    return (getattr(payload, "partition_key", None) or getattr(payload, "feedback_id", None)
+            or payload.policy_id)  # type: ignore[attr-defined]
 
 
 def encode(payload: BaseModel, *, source: str, event_id: str | None = None, time: datetime | None = None,

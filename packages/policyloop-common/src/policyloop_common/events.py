@@ -6,14 +6,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from policyloop_common.policy import Policy, PolicyStatus
+from policyloop_common.policy import Policy, PolicyCategory, PolicyPriority, PolicyStatus
 from policyloop_common.safe_text import SafeJson, SafeText
 
 FEEDBACK_SUBMITTED_TOPIC = "feedback.submitted.v1"
 POLICY_DECISIONS_TOPIC = "policy.decisions.v1"
 POLICY_REVIEWS_TOPIC = "policy.reviews.v1"
+POLICY_USAGE_TOPIC = "policy.usage.v1"
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
@@ -111,6 +112,14 @@ class TokenUsage(BaseModel):
 
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
+    # What the calls cost at the configured prices (US dollars); 0 for the offline provider.
+    cost_usd: float = Field(default=0.0, ge=0)
+
+    def plus(self, other: TokenUsage) -> TokenUsage:
+        """Both spends together."""
+        return TokenUsage(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                          completion_tokens=self.completion_tokens + other.completion_tokens,
+                          cost_usd=round(self.cost_usd + other.cost_usd, 8))
 
 
 class DecisionDetails(BaseModel):
@@ -171,6 +180,8 @@ class ReviewAction(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     RETIRE = "retire"
+    # Replaced by a better policy, named in ``superseded_by``: the old one stops being served.
+    SUPERSEDE = "supersede"
 
 
 # The status a policy has after each review action.
@@ -178,6 +189,7 @@ REVIEW_OUTCOME: dict[ReviewAction, PolicyStatus] = {
     ReviewAction.APPROVE: PolicyStatus.ACTIVE,
     ReviewAction.REJECT: PolicyStatus.REJECTED,
     ReviewAction.RETIRE: PolicyStatus.RETIRED,
+    ReviewAction.SUPERSEDE: PolicyStatus.SUPERSEDED,
 }
 
 
@@ -195,14 +207,132 @@ class PolicyReviewed(BaseModel):
     reviewer: str = Field(min_length=1, max_length=256)
     reason: str | None = Field(default=None, max_length=2000)
     reviewed_at: datetime
+    # The successor, for ``supersede`` only.
+    superseded_by: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class PolicyEdit(BaseModel):
+    """The content fields a reviewer changed; fields left out (or null) keep their value.
+
+    Null means "unchanged" rather than "remove" because events travel as JSON with every field present; the one
+    optional field, ``correct_mapping``, is removed with an empty string.
+    """
+
+    model_config = EVENT_MODEL_CONFIG
+
+    category: PolicyCategory | None = None
+    priority: PolicyPriority | None = None
+    rule: SafeText | None = Field(default=None, min_length=1, max_length=2000)
+    correct_mapping: SafeText | None = Field(default=None, max_length=1000)
+    missing_knowledge: SafeText | None = Field(default=None, max_length=2000)
+    examples: list[SafeText] | None = Field(default=None, max_length=10)
+    rationale: SafeText | None = Field(default=None, max_length=2000)
+
+    def updates(self) -> dict:
+        """The columns to set: the fields given, with an empty ``correct_mapping`` meaning none."""
+        fields = self.model_dump(mode="json", exclude_none=True)
+        if fields.get("correct_mapping") == "":
+            fields["correct_mapping"] = None
+        return fields
+
+
+def edited(policy: Policy, event: PolicyEdited) -> Policy:
+    """``policy`` with an edit applied: the new version's content."""
+    return policy.model_validate({**policy.model_dump(mode="json"), **event.changes.updates(),
+                                  "version": event.version, "updated_at": event.edited_at})
+
+
+class PolicyEdited(BaseModel):
+    """A reviewer rewrote part of a policy: a new version of the same policy, published by policy-store."""
+
+    model_config = EVENT_MODEL_CONFIG
+
+    ce_type: ClassVar[str] = "PolicyEdited"
+    topic: ClassVar[str] = POLICY_REVIEWS_TOPIC
+    schema_version: ClassVar[int] = 1
+
+    policy_id: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=2, description="the version this edit creates")
+    changes: PolicyEdit
+    editor: str = Field(min_length=1, max_length=256)
+    reason: str | None = Field(default=None, max_length=2000)
+    edited_at: datetime
+
+
+class PolicyImported(BaseModel):
+    """An operator brought a policy in from an export (another environment, or a backup); published by
+    policy-store on ``POST /v1/policies/import`` so that a replay rebuilds it and the generator deduplicates
+    against it. The policy keeps its id, version, status and sources; an id the store already has is left alone.
+    """
+
+    model_config = EVENT_MODEL_CONFIG
+
+    ce_type: ClassVar[str] = "PolicyImported"
+    topic: ClassVar[str] = POLICY_REVIEWS_TOPIC
+    schema_version: ClassVar[int] = 1
+
+    policy: Policy
+    importer: str = Field(min_length=1, max_length=256)
+    imported_at: datetime
+    # Where the policy came from, e.g. the exporting store's URL; for the history.
+    origin: str | None = Field(default=None, max_length=2000)
+
+    @property
+    def partition_key(self) -> str:
+        """With the policy's reviews, in order."""
+        return self.policy.policy_id
+
+
+MAX_POLICIES_PER_USE = 50
+
+
+def _distinct_ids(policy_ids: list[str]) -> list[str]:
+    """The ids in their first order, each once: a policy put into a prompt twice was still used once."""
+    return list(dict.fromkeys(policy_ids))
+
+
+# 1 to 50 policy ids, each once; shared by the event and the request that reports the usage.
+UsedPolicyIds = Annotated[
+    list[Annotated[SafeText, Field(min_length=1, max_length=64)]],
+    AfterValidator(_distinct_ids),
+    Field(min_length=1, max_length=MAX_POLICIES_PER_USE),
+]
+
+
+class PolicyUsed(BaseModel):
+    """The assistant put these policies into the prompt of one answer; feedback on that answer is attributed to them.
+
+    Published by policy-store on ``POST /v1/usage``, so a replay of the topics rebuilds usage like everything else.
+    """
+
+    model_config = EVENT_MODEL_CONFIG
+
+    ce_type: ClassVar[str] = "PolicyUsed"
+    topic: ClassVar[str] = POLICY_USAGE_TOPIC
+    schema_version: ClassVar[int] = 1
+
+    conversation_id: SafeText = Field(min_length=1, max_length=256)
+    message_id: SafeText = Field(min_length=1, max_length=256)
+    policy_ids: UsedPolicyIds
+    # The question of the answer, when the assistant sends it: kept with the usage for comparing similar questions.
+    question: SafeText | None = Field(default=None, max_length=MAX_TEXT)
+    used_by: str = Field(min_length=1, max_length=256)
+    used_at: datetime
+
+    @property
+    def partition_key(self) -> str:
+        """All usage of one answer on one partition, in order."""
+        return f"{self.conversation_id}/{self.message_id}"
 
 
 DecisionEvent = PolicyGenerated | PolicySkipped | PolicyGenerationFailed
-AnyEvent = FeedbackSubmitted | PolicyGenerated | PolicySkipped | PolicyGenerationFailed | PolicyReviewed
+AnyEvent = (FeedbackSubmitted | PolicyGenerated | PolicySkipped | PolicyGenerationFailed | PolicyReviewed
+            | PolicyEdited | PolicyImported | PolicyUsed)
 
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     model.ce_type: model
-    for model in (FeedbackSubmitted, PolicyGenerated, PolicySkipped, PolicyGenerationFailed, PolicyReviewed)
+    for model in (FeedbackSubmitted, PolicyGenerated, PolicySkipped, PolicyGenerationFailed, PolicyReviewed,
+                  PolicyEdited, PolicyImported, PolicyUsed)
 }
 
 DecisionStatus = Literal["generated", "skipped", "failed"]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from policyloop_common.safe_text import SafeText
+
+# Counts and versions are stored as 32-bit integers.
+MAX_INT32 = 2**31 - 1
 
 
 class PolicyStatus(StrEnum):
@@ -45,8 +49,12 @@ class GeneratorInfo(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    provider: str = Field(max_length=64)
-    model: str = Field(max_length=128)
+    provider: SafeText = Field(max_length=64)
+    model: SafeText = Field(max_length=128)
+    # What the decision that wrote this version spent; the store fills them in, null where not known.
+    prompt_tokens: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    completion_tokens: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    cost_usd: float | None = Field(default=None, ge=0)
 
 
 class PolicyContent(BaseModel):
@@ -66,11 +74,16 @@ class PolicyContent(BaseModel):
 class Policy(PolicyContent):
     """A policy as events carry it and the store serves it (CONTRACT.md, "The policy object")."""
 
-    policy_id: str = Field(min_length=1, max_length=64)
-    version: int = Field(ge=1)
+    policy_id: SafeText = Field(min_length=1, max_length=64)
+    version: int = Field(ge=1, le=MAX_INT32)
     status: PolicyStatus
-    source_feedback_ids: list[str] = Field(default_factory=list)
-    support_count: int = Field(ge=0)
+    source_feedback_ids: list[Annotated[SafeText, Field(max_length=64)]] = Field(default_factory=list)
+    support_count: int = Field(ge=0, le=MAX_INT32)
     created_at: datetime
     updated_at: datetime
     generator: GeneratorInfo
+    # Set by the store: when the policy is (or was) in force, and what it replaced or was replaced by.
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    supersedes: list[Annotated[SafeText, Field(max_length=64)]] = Field(default_factory=list)
+    superseded_by: SafeText | None = Field(default=None, max_length=64)

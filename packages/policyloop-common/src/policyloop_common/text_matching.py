@@ -103,6 +103,7 @@ _VIETNAMESE_PHRASES: dict[str, str] = {
     "nghĩa là": "mean", "có nghĩa": "mean", "tức là": "mean", "tương ứng": "correspond",
     "ứng với": "correspond", "định nghĩa": "define", "thay vì": "instead", "chứ không phải": "instead",
     "sử dụng": "use", "dùng": "use", "giá trị": "value", "thuộc về": "belong", "thuộc": "belong",
+    "sự cố": "incident", "lỗi hệ thống": "incident", "chi tiêu": "budget", "đã chi": "budget",
     "hỏi": "ask", "kết quả": "result", "sai": "wrong", "đúng": "correct", "chính xác": "correct",
 }
 
@@ -122,7 +123,7 @@ _FOLDED_PHRASES: dict[str, str] = {
     "tuong ung": "correspond", "nghia la": "mean", "khong trung": "distinct", "trung lap": "duplicate",
     "trien khai": "launched", "hang thang": "monthly", "du lieu": "data", "so lieu": "data",
     "ket qua": "result", "gia tri": "value", "ty le": "share", "ti le": "share", "giam dan": "descending",
-    "tang dan": "ascending", "ngan gon": "concise",
+    "tang dan": "ascending", "ngan gon": "concise", "su co": "incident", "chi tieu": "budget",
 }
 
 # English words and inflections mapped to the canonical terms the Vietnamese phrases use.
@@ -134,7 +135,8 @@ _SYNONYMS: dict[str, str] = {
     "operational": "operating", "operate": "operating", "operates": "operating", "pilot": "piloting",
     "trial": "piloting", "decommissioned": "retired", "discontinued": "retired", "retire": "retired",
     "cost": "budget", "costs": "budget", "funding": "budget", "spending": "budget", "expenditure": "budget",
-    "money": "budget", "budgets": "budget", "millions": "million", "mil": "million", "billions": "billion",
+    "money": "budget", "budgets": "budget", "spent": "budget", "spend": "budget", "spends": "budget",
+    "incidents": "incident", "outage": "incident", "outages": "incident", "people": "user", "millions": "million", "mil": "million", "billions": "billion",
     "bn": "billion", "thousands": "thousand", "dong": "vnd", "secure": "security", "levels": "level",
     "tier": "level", "connected": "integration", "connect": "integration", "connects": "integration",
     "connection": "integration", "connections": "integration", "integrated": "integration",
@@ -175,7 +177,8 @@ _ENGLISH_PHRASES: dict[str, str] = {
     "go live": "launched", "number of": "count", "how many": "count", "decimal places": "decimal",
     "decimal place": "decimal", "on premise": "premise", "on prem": "premise", "stored in": "stored",
     "lives in": "stored", "too long": "concise", "to the point": "concise", "largest first": "descending",
-    "smallest first": "ascending", "is kept in": "stored",
+    "smallest first": "ascending", "is kept in": "stored", "each month": "monthly", "per month": "monthly",
+    "every month": "monthly", "a month": "monthly",
 }
 
 _STOPWORDS = frozenset("""

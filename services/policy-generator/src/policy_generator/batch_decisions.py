@@ -32,7 +32,6 @@ from policyloop_common.events import (
     FeedbackSubmitted,
     PolicyGenerated,
     PolicyGenerationFailed,
-    TokenUsage,
 )
 from policyloop_common.policy import Policy
 from policyloop_common.tracing import traced
@@ -127,9 +126,8 @@ def _with_both_calls(event: DecisionEvent, first: PolicyGenerated) -> DecisionEv
     if isinstance(event, PolicyGenerationFailed):
         return event  # it counts its own attempts; the feedback goes to the dead-letter topic to be tried again
     spent, extra = event.decision, first.decision
-    usage = TokenUsage(prompt_tokens=spent.usage.prompt_tokens + extra.usage.prompt_tokens,
-                       completion_tokens=spent.usage.completion_tokens + extra.usage.completion_tokens)
-    details = spent.model_copy(update={"llm_calls": spent.llm_calls + extra.llm_calls, "usage": usage})
+    details = spent.model_copy(update={"llm_calls": spent.llm_calls + extra.llm_calls,
+                                       "usage": spent.usage.plus(extra.usage)})
     return event.model_copy(update={"decision": details})
 
 

@@ -11,15 +11,19 @@ import threading
 
 from policyloop_common.events import (
     REVIEW_OUTCOME,
+    PolicyEdited,
     PolicyGenerated,
     PolicyGenerationFailed,
+    PolicyImported,
     PolicyReviewed,
     PolicySkipped,
     SkipReason,
+    edited,
 )
 from policyloop_common.policy import Policy
 
-IndexedEvent = PolicyGenerated | PolicySkipped | PolicyGenerationFailed | PolicyReviewed
+IndexedEvent = (PolicyGenerated | PolicySkipped | PolicyGenerationFailed | PolicyReviewed | PolicyImported
+                | PolicyEdited)
 
 
 class PolicyIndex:
@@ -83,6 +87,15 @@ class PolicyIndex:
     def _apply(self, event: IndexedEvent) -> None:
         if isinstance(event, PolicyReviewed):
             self._apply_review(event)
+            return
+        if isinstance(event, PolicyEdited):
+            current = self._policies.get(event.policy_id)
+            if current is not None and event.version > current.version:
+                self._policies[event.policy_id] = edited(current, event)
+            return
+        if isinstance(event, PolicyImported):
+            # Like the store: an id already known keeps what it has.
+            self._policies.setdefault(event.policy.policy_id, event.policy)
             return
         # A failed generation is not a decision: the feedback may come back from the dead-letter topic.
         if not isinstance(event, PolicyGenerationFailed):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import KafkaException, Message
 from opentelemetry.trace import SpanKind
@@ -32,11 +32,14 @@ class StoreConsumer(BatchConsumerLoop):
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, topics: list[str],
                  session_factory: sessionmaker[Session], materializer: Materializer, dead_letters: DurableProducer,
-                 batch_size: int = 500, poll_timeout: float = 0.5) -> None:
+                 batch_size: int = 500, poll_timeout: float = 0.5,
+                 after_batch: Callable[[Sequence[IncomingEvent]], object] | None = None) -> None:
         super().__init__(kafka, group_id=group_id, topics=topics, batch_size=batch_size, poll_timeout=poll_timeout)
         self._sessions = session_factory
         self._materializer = materializer
         self._dead_letters = dead_letters
+        # Runs once the batch's rows are committed and before its offsets are: a failure there rewinds the batch.
+        self._after_batch = after_batch
         self._failures = 0
         self.database_healthy = True
 
@@ -81,5 +84,7 @@ class StoreConsumer(BatchConsumerLoop):
                     log.info("event applied", extra={"type": event.event_type, "changed": bool(changed),
                                                      "topic": event.topic, "offset": event.offset})
                 EVENTS_CONSUMED.labels("policy-store", event.topic, event.event_type).inc()
+        if self._after_batch is not None:
+            self._after_batch(events)
         self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
         EVENTS_APPLIED.inc(applied)

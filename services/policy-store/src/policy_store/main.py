@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
-from policy_store.api.routes import feedback, policies
+from policy_store.admin import router as admin_router
+from policy_store.api.routes import effectiveness, feedback, policies, policy_edit, policy_import, usage
+from policy_store.auto_retirement import AutoRetirement
 from policy_store.consumer import StoreConsumer
 from policy_store.core.config import StoreSettings
 from policy_store.core.db import database_reachable, make_engine, make_session_factory
@@ -36,12 +38,14 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             settings.kafka_config(), delivery_timeout_ms=int(settings.publish_timeout_seconds * 1000)))
         consumer = StoreConsumer(
             settings.kafka_config(), group_id=settings.store_group_id,
-            topics=[settings.feedback_topic, settings.decisions_topic, settings.reviews_topic],
+            topics=settings.consumed_topics,
             session_factory=app.state.session_factory, materializer=app.state.materializer,
             dead_letters=producer, batch_size=settings.store_batch_size,
-            poll_timeout=settings.store_poll_timeout_seconds)
+            poll_timeout=settings.store_poll_timeout_seconds,
+            after_batch=AutoRetirement(settings, app.state.session_factory, app.state.materializer,
+                                       producer).after_batch if settings.auto_retire_harmful else None)
         app.state.publisher, app.state.consumer = producer, consumer
-        state_gauges = StoreStateCollector(app.state.session_factory)
+        state_gauges = StoreStateCollector(app.state.session_factory, settings)
         REGISTRY.register(state_gauges)
         consumer.start()
         try:
@@ -54,14 +58,17 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     app = service_app(
         settings=settings, title="policyloop policy-store", lifespan=lifespan,
-        description="Feedback status, policies for the assistant, and review actions.",
-        routers=[feedback.router, policies.router],
+        description="Feedback status, policies for the assistant, review actions, usage and effectiveness.",
+        routers=[feedback.router, policies.router, policy_edit.router, policy_import.router, usage.router,
+                 effectiveness.router],
         readiness=lambda app: {
             "database": lambda: database_reachable(engine),
             "kafka": lambda: app.state.publisher.broker_reachable(),
             "consumer": lambda: app.state.consumer.alive and app.state.consumer.database_healthy,
         })
     app.state.session_factory = make_session_factory(engine)
+    # The review page (HTML for people); outside the JSON API and its OpenAPI document.
+    app.include_router(admin_router)
 
     @app.exception_handler(OperationalError)
     async def _database_unavailable(request: Request, error: OperationalError) -> JSONResponse:

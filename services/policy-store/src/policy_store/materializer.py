@@ -5,22 +5,35 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from policy_store.models import FeedbackRecord, PolicyEvidence, PolicyHistory, PolicyRecord, ProcessedEvent
+from policy_store.commit_metrics import count_on_commit
+from policy_store.metrics import ATTRIBUTED_FEEDBACK, POLICY_USES
+from policy_store.models import (
+    FeedbackRecord,
+    PolicyEvidence,
+    PolicyHistory,
+    PolicyRecord,
+    PolicyUsage,
+    ProcessedEvent,
+)
 from policy_store.serialization import policy_document
 from policyloop_common.cloudevents import IncomingEvent
 from policyloop_common.events import (
     REVIEW_OUTCOME,
     FeedbackSubmitted,
+    PolicyEdited,
     PolicyGenerated,
     PolicyGenerationFailed,
+    PolicyImported,
     PolicyReviewed,
     PolicySkipped,
+    PolicyUsed,
     ReviewAction,
     SkipReason,
+    TokenUsage,
 )
 from policyloop_common.policy import Policy, PolicyStatus
 from policyloop_common.text_matching import schema_objects
@@ -52,6 +65,12 @@ class Materializer:
             self._feedback_submitted(session, payload)
         elif isinstance(payload, PolicyReviewed):
             self._policy_reviewed(session, payload, event.event_id)
+        elif isinstance(payload, PolicyUsed):
+            self._policy_used(session, payload, event.event_id)
+        elif isinstance(payload, PolicyEdited):
+            self._policy_edited(session, payload, event.event_id)
+        elif isinstance(payload, PolicyImported):
+            self._policy_imported(session, payload, event.event_id)
         elif isinstance(payload, PolicyGenerated | PolicySkipped | PolicyGenerationFailed):
             self._decision(session, payload, event)
         return True
@@ -63,6 +82,30 @@ class Materializer:
         # Only the submission's own fields: a decision that arrived first keeps its status.
         session.execute(insert(FeedbackRecord).values(feedback_id=event.feedback_id, status="pending", **fields)
                         .on_conflict_do_update(index_elements=["feedback_id"], set_=fields))
+        # The policies already reported for this answer now have its feedback (attribution is joined when read).
+        uses = session.execute(select(func.count()).select_from(PolicyUsage)
+                               .where(PolicyUsage.conversation_id == event.conversation_id,
+                                      PolicyUsage.message_id == event.message_id)).scalar_one()
+        count_on_commit(session, ATTRIBUTED_FEEDBACK, uses, (event.rating.value,))
+
+    def _policy_used(self, session: Session, event: PolicyUsed, event_id: str) -> None:
+        """One row per policy and answer: a second report of the same use changes nothing."""
+        rows = [dict(policy_id=policy_id, conversation_id=event.conversation_id, message_id=event.message_id,
+                     question=event.question, used_at=event.used_at, event_id=event_id)
+                for policy_id in event.policy_ids]
+        added = session.execute(insert(PolicyUsage).values(rows).on_conflict_do_nothing()
+                                .returning(PolicyUsage.policy_id)).scalars().all()
+        count_on_commit(session, POLICY_USES, len(added))
+        if not added:
+            return
+        # Feedback on the answer may have been stored before its usage report: it is attributed now.
+        ratings = session.execute(
+            select(FeedbackRecord.rating, func.count())
+            .where(FeedbackRecord.conversation_id == event.conversation_id,
+                   FeedbackRecord.message_id == event.message_id, FeedbackRecord.rating.is_not(None))
+            .group_by(FeedbackRecord.rating)).all()
+        for rating, count in ratings:
+            count_on_commit(session, ATTRIBUTED_FEEDBACK, count * len(added), (rating,))
 
     def _feedback_row(self, session: Session, feedback_id: str) -> FeedbackRecord:
         session.execute(insert(FeedbackRecord).values(feedback_id=feedback_id, status="pending")
@@ -83,7 +126,7 @@ class Materializer:
             feedback.status, feedback.policy_id = "generated", event.policy.policy_id
             feedback.decision = event.decision.model_dump(mode="json")
             self._policy_generated(session, event.policy, incoming,
-                                   needs_review=bool(event.decision.review_reasons))
+                                   needs_review=bool(event.decision.review_reasons), spent=event.decision.usage)
         elif isinstance(event, PolicySkipped):
             feedback.status, feedback.reason = "skipped", event.reason.value
             feedback.decision = {**event.decision.model_dump(mode="json"), "explanation": event.explanation}
@@ -96,27 +139,21 @@ class Materializer:
                                  "attempts": event.attempts}
 
     def _policy_generated(self, session: Session, policy: Policy, incoming: IncomingEvent,
-                          needs_review: bool = False) -> None:
+                          needs_review: bool = False, spent: TokenUsage | None = None) -> None:
         record = session.get(PolicyRecord, policy.policy_id, with_for_update=True)
         if record is not None and record.version >= policy.version:
             return
-        evidence = [row.feedback_id for row in session.execute(
-            select(PolicyEvidence).where(PolicyEvidence.policy_id == policy.policy_id)
-            .order_by(PolicyEvidence.added_at)).scalars()]
-        sources = list(dict.fromkeys([*policy.source_feedback_ids, *evidence]))
-        text = " ".join(filter(None, [policy.rule, policy.correct_mapping or ""]))
-        content = dict(version=policy.version, category=policy.category.value, priority=policy.priority.value,
-                       rule=policy.rule, correct_mapping=policy.correct_mapping,
-                       missing_knowledge=policy.missing_knowledge, examples=list(policy.examples),
-                       rationale=policy.rationale, source_feedback_ids=sources, support_count=len(sources),
-                       schema_objects=sorted(schema_objects(text)), generator_provider=policy.generator.provider,
-                       generator_model=policy.generator.model, updated_at=policy.updated_at)
+        content = self._content(session, policy)
+        if spent is not None:
+            content.update(prompt_tokens=spent.prompt_tokens, completion_tokens=spent.completion_tokens,
+                           cost_usd=spent.cost_usd)
         if record is None:
             # A policy written from suspicious feedback (screened by the generator) waits for a reviewer.
             active = self.auto_activate and not needs_review
             status = PolicyStatus.ACTIVE if active else PolicyStatus.PENDING_REVIEW
             record = PolicyRecord(policy_id=policy.policy_id, status=status.value, created_at=policy.created_at,
-                                  valid_from=incoming.time if status is PolicyStatus.ACTIVE else None, **content)
+                                  valid_from=incoming.time if status is PolicyStatus.ACTIVE else None,
+                                  supersedes=self._predecessors(session, policy.policy_id), **content)
             session.add(record)
             action = "created"
         else:
@@ -126,30 +163,111 @@ class Materializer:
         session.flush()
         self._history(session, record, action, GENERATOR_ACTOR, None, incoming.time, incoming.event_id)
         if action == "created":
+            self._record_early_evidence(session, record, policy.source_feedback_ids)
             self._replay_early_reviews(session, record)
 
+    def _policy_edited(self, session: Session, event: PolicyEdited, event_id: str) -> None:
+        """A reviewer's rewrite: the next version of the policy, with the history saying who, when and why."""
+        record = session.get(PolicyRecord, event.policy_id, with_for_update=True)
+        if record is None:
+            # Kept without a version, like an early review; applied when the policy is materialized.
+            session.add(PolicyHistory(policy_id=event.policy_id, version=None, action="edited", actor=event.editor,
+                                      reason=event.reason, at=event.edited_at, event_id=event_id,
+                                      snapshot={"pending_edit": event.model_dump(mode="json")}))
+            return
+        if self._edit(session, record, event):
+            self._history(session, record, "edited", event.editor, event.reason, event.edited_at, event_id)
+
+    def _edit(self, session: Session, record: PolicyRecord, event: PolicyEdited) -> bool:
+        """Apply the edit if it makes a newer version; False when the policy moved past it (concurrent edits)."""
+        if event.version <= record.version:
+            log.warning("edit of an older version ignored", extra={"policy_id": record.policy_id,
+                                                                   "version": event.version})
+            return False
+        for name, value in event.changes.updates().items():
+            setattr(record, name, value)
+        text = " ".join(filter(None, [record.rule, record.correct_mapping or ""]))
+        record.schema_objects = sorted(schema_objects(text))
+        record.version, record.updated_at = event.version, event.edited_at
+        session.flush()
+        return True
+
+    def _policy_imported(self, session: Session, event: PolicyImported, event_id: str) -> None:
+        """A policy from an export, with its own status; an id this store already has keeps what it has."""
+        policy = event.policy
+        if session.get(PolicyRecord, policy.policy_id) is not None:
+            log.info("imported policy already present; left as it is", extra={"policy_id": policy.policy_id})
+            return
+        active = policy.status is PolicyStatus.ACTIVE
+        record = PolicyRecord(policy_id=policy.policy_id, status=policy.status.value, created_at=policy.created_at,
+                              valid_from=event.imported_at if active else None,
+                              supersedes=self._predecessors(session, policy.policy_id),
+                              **self._content(session, policy))
+        session.add(record)
+        session.flush()
+        self._history(session, record, "imported", event.importer,
+                      f"imported from {event.origin}" if event.origin else "imported", event.imported_at, event_id)
+        self._record_early_evidence(session, record, policy.source_feedback_ids)
+        self._replay_early_reviews(session, record)
+
+    def _content(self, session: Session, policy: Policy) -> dict:
+        """The columns a policy event sets, with the evidence already recorded for it."""
+        sources = list(dict.fromkeys([*policy.source_feedback_ids, *self._evidence_ids(session, policy.policy_id)]))
+        text = " ".join(filter(None, [policy.rule, policy.correct_mapping or ""]))
+        return dict(version=policy.version, category=policy.category.value, priority=policy.priority.value,
+                    rule=policy.rule, correct_mapping=policy.correct_mapping,
+                    missing_knowledge=policy.missing_knowledge, examples=list(policy.examples),
+                    rationale=policy.rationale, source_feedback_ids=sources, support_count=len(sources),
+                    schema_objects=sorted(schema_objects(text)), generator_provider=policy.generator.provider,
+                    generator_model=policy.generator.model, updated_at=policy.updated_at,
+                    prompt_tokens=policy.generator.prompt_tokens,
+                    completion_tokens=policy.generator.completion_tokens, cost_usd=policy.generator.cost_usd)
+
+    # Topics (and partitions) are read in parallel, so a policy's reviews and repeated feedback may be applied
+    # before the policy itself — always so in a rebuild from the beginning. The two methods below make the
+    # result the same as in arrival order: the state a store reaches does not depend on which partition was
+    # read first, so a rebuild reproduces the live store.
+
+    def _record_early_evidence(self, session: Session, record: PolicyRecord, own_sources: list[str]) -> None:
+        """History rows for evidence that arrived before its policy, as if it had come after."""
+        for row in session.execute(select(PolicyEvidence).where(PolicyEvidence.policy_id == record.policy_id)
+                                   .order_by(PolicyEvidence.added_at, PolicyEvidence.feedback_id)).scalars():
+            if row.feedback_id not in own_sources:
+                self._history(session, record, "evidence", GENERATOR_ACTOR,
+                              f"feedback {row.feedback_id} repeats this lesson", row.added_at, row.event_id,
+                              version=self._version_at(session, record, row.added_at))
+
     def _replay_early_reviews(self, session: Session, record: PolicyRecord) -> None:
-        """A review replayed before the policy it reviews (topics are read in parallel) takes effect now."""
-        review = session.execute(
+        """Reviews and edits applied before their policy take effect now, in the order they were made."""
+        reviews = session.execute(
             select(PolicyHistory).where(PolicyHistory.policy_id == record.policy_id,
-                                        PolicyHistory.action.in_([a.value for a in ReviewAction]),
+                                        PolicyHistory.action.in_([*(a.value for a in ReviewAction), "edited"]),
                                         PolicyHistory.version.is_(None))
-            .order_by(PolicyHistory.at.desc()).limit(1)).scalar_one_or_none()
-        if review is not None:
-            record.status = REVIEW_OUTCOME[ReviewAction(review.action)].value
+            .order_by(PolicyHistory.at, PolicyHistory.id)).scalars().all()
+        for review in reviews:
+            if review.action == "edited":
+                self._edit(session, record, PolicyEdited.model_validate(review.snapshot["pending_edit"]))
+            else:
+                self._transition(session, record, ReviewAction(review.action), review.at,
+                                 (review.snapshot or {}).get("superseded_by"))
+            session.flush()
+            review.version, review.snapshot = record.version, policy_document(record)
 
     def _add_evidence(self, session: Session, policy_id: str, feedback_id: str, incoming: IncomingEvent) -> None:
         added = session.execute(insert(PolicyEvidence)
-                                .values(policy_id=policy_id, feedback_id=feedback_id, added_at=incoming.time)
+                                .values(policy_id=policy_id, feedback_id=feedback_id, added_at=incoming.time,
+                                        event_id=incoming.event_id)
                                 .on_conflict_do_nothing().returning(PolicyEvidence.feedback_id)).first()
         record = session.get(PolicyRecord, policy_id, with_for_update=True)
         if added is None or record is None or feedback_id in record.source_feedback_ids:
             return
-        record.source_feedback_ids = [*record.source_feedback_ids, feedback_id]
+        evidence = self._evidence_ids(session, policy_id)
+        own = [source for source in record.source_feedback_ids if source not in set(evidence)]
+        record.source_feedback_ids = list(dict.fromkeys([*own, *evidence]))
         record.support_count = len(record.source_feedback_ids)
         session.flush()
         self._history(session, record, "evidence", GENERATOR_ACTOR, f"feedback {feedback_id} repeats this lesson",
-                      incoming.time, incoming.event_id)
+                      incoming.time, incoming.event_id, version=self._version_at(session, record, incoming.time))
 
     def _policy_reviewed(self, session: Session, event: PolicyReviewed, event_id: str) -> None:
         record = session.get(PolicyRecord, event.policy_id, with_for_update=True)
@@ -157,22 +275,56 @@ class Materializer:
             # Kept without a version; applied when the policy itself is materialized.
             session.add(PolicyHistory(policy_id=event.policy_id, version=None, action=event.action.value,
                                       actor=event.reviewer, reason=event.reason, at=event.reviewed_at,
-                                      event_id=event_id, snapshot=None))
+                                      event_id=event_id,
+                                      snapshot={"superseded_by": event.superseded_by} if event.superseded_by
+                                      else None))
             return
-        status = REVIEW_OUTCOME[event.action]
-        record.status = status.value
-        record.updated_at = event.reviewed_at
-        if status is PolicyStatus.ACTIVE and record.valid_from is None:
-            record.valid_from = event.reviewed_at
-        if status in (PolicyStatus.RETIRED, PolicyStatus.REJECTED):
-            record.valid_to = event.reviewed_at
+        self._transition(session, record, event.action, event.reviewed_at, event.superseded_by)
         session.flush()
         self._history(session, record, event.action.value, event.reviewer, event.reason, event.reviewed_at,
                       event_id)
 
     @staticmethod
+    def _transition(session: Session, record: PolicyRecord, action: ReviewAction, at: datetime,
+                    superseded_by: str | None = None) -> None:
+        """A review's effect on a policy: its status, the validity period that status implies, and links."""
+        status = REVIEW_OUTCOME[action]
+        record.status = status.value
+        record.updated_at = at
+        if status is PolicyStatus.ACTIVE and record.valid_from is None:
+            record.valid_from = at
+        if status in (PolicyStatus.RETIRED, PolicyStatus.REJECTED, PolicyStatus.SUPERSEDED):
+            record.valid_to = at
+        if status is PolicyStatus.SUPERSEDED and superseded_by:
+            record.superseded_by = superseded_by
+            successor = session.get(PolicyRecord, superseded_by, with_for_update=True)
+            if successor is not None:
+                successor.supersedes = sorted({*(successor.supersedes or []), record.policy_id})
+
+    @staticmethod
+    def _predecessors(session: Session, policy_id: str) -> list[str]:
+        """Policies already superseded by ``policy_id`` (the successor may be applied after them)."""
+        return sorted(session.execute(select(PolicyRecord.policy_id)
+                                      .where(PolicyRecord.superseded_by == policy_id)).scalars())
+
+    @staticmethod
+    def _evidence_ids(session: Session, policy_id: str) -> list[str]:
+        """Feedback that repeated the policy's lesson, in a fixed order (when, then id) whatever the arrival order."""
+        return list(session.execute(select(PolicyEvidence.feedback_id).where(PolicyEvidence.policy_id == policy_id)
+                                    .order_by(PolicyEvidence.added_at, PolicyEvidence.feedback_id)).scalars())
+
+    @staticmethod
+    def _version_at(session: Session, record: PolicyRecord, at: datetime) -> int:
+        """The version in force at ``at``: evidence belongs to the version it repeated, whenever it is applied."""
+        session.flush()
+        version = session.execute(select(func.max(PolicyHistory.version)).where(
+            PolicyHistory.policy_id == record.policy_id, PolicyHistory.version.is_not(None),
+            PolicyHistory.action != "evidence", PolicyHistory.at <= at)).scalar_one_or_none()
+        return version or record.version
+
+    @staticmethod
     def _history(session: Session, record: PolicyRecord, action: str, actor: str, reason: str | None,
-                 at: datetime | None, event_id: str) -> None:
-        session.add(PolicyHistory(policy_id=record.policy_id, version=record.version, action=action, actor=actor,
-                                  reason=reason, at=at or datetime.now(UTC), event_id=event_id,
+                 at: datetime | None, event_id: str, version: int | None = None) -> None:
+        session.add(PolicyHistory(policy_id=record.policy_id, version=version or record.version, action=action,
+                                  actor=actor, reason=reason, at=at or datetime.now(UTC), event_id=event_id,
                                   snapshot=policy_document(record)))

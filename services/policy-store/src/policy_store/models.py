@@ -1,11 +1,11 @@
-"""Tables of the store: feedback, policies, their history and evidence, and processed events."""
+"""Tables of the store: feedback, policies, their history, evidence and usage, and processed events."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,6 +35,13 @@ class FeedbackRecord(Base):
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
+    __table_args__ = (
+        # Attribution: the feedback on an answer is found by the conversation and message of the answer.
+        Index("ix_feedback_message", "conversation_id", "message_id"),
+        # The most recent feedback first, for the similar-question comparison of effectiveness.
+        Index("ix_feedback_submitted_at", "submitted_at"),
+    )
+
 
 class PolicyRecord(Base):
     """The current version of a policy; every change also leaves a PolicyHistory row."""
@@ -60,6 +67,13 @@ class PolicyRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Provenance of the current version: what the decision that wrote it spent (null when not known).
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    # A superseded policy names its successor; the successor lists what it replaced.
+    superseded_by: Mapped[str | None] = mapped_column(String(64), index=True)
+    supersedes: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
 
     __table_args__ = (Index("ix_policies_created_order", "created_at", "policy_id"),)
 
@@ -88,6 +102,23 @@ class PolicyEvidence(Base):
     policy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     feedback_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The decision event that added it; null for rows written before this column existed.
+    event_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class PolicyUsage(Base):
+    """A policy put into the assistant's prompt for one answer; the answer's feedback is attributed to it."""
+
+    __tablename__ = "policy_usage"
+
+    policy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    question: Mapped[str | None] = mapped_column(Text)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_id: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_policy_usage_message", "conversation_id", "message_id"),)
 
 
 class ProcessedEvent(Base):

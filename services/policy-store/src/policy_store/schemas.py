@@ -1,14 +1,16 @@
-"""Response bodies of policy-store's API, for the OpenAPI document and response validation."""
+"""Request and response bodies of policy-store's API, for the OpenAPI document and validation."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from policyloop_common.errors import error_responses
+from policyloop_common.events import MAX_TEXT, UsedPolicyIds
 from policyloop_common.policy import Policy
+from policyloop_common.safe_text import SafeText
 
 ERROR_RESPONSES = error_responses(401, 403, 404, 409, 422, 503)
 
@@ -33,11 +35,25 @@ class PolicyPage(BaseModel):
     next_cursor: str | None
 
 
+class RelevanceParts(BaseModel):
+    """What a relevance score is made of, each part in [0, 1] (the formula: docs/retrieval.md)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    semantic: float = Field(ge=0, le=1, description="cosine of the bilingual term vectors")
+    keyword: float = Field(ge=0, le=1, description="BM25 of the question's words and phrases, normalized")
+    # "schema" is the name in the JSON; as a Python attribute it would shadow BaseModel.schema.
+    schema_objects: float = Field(alias="schema", ge=0, le=1, description="shared schema objects")
+    priority: float = Field(ge=0, le=1, description="high 1, medium 0.5, low 0")
+    support: float = Field(ge=0, le=1, description="how often the lesson was reported, saturating at ten")
+
+
 class ScoredPolicy(BaseModel):
-    """A policy and how relevant it is to the question, in [0, 1]."""
+    """A policy and how relevant it is to the question, in [0, 1], with the parts of the score."""
 
     policy: Policy
     score: float = Field(ge=0, le=1)
+    scores: RelevanceParts
 
 
 class RelevantPolicies(BaseModel):
@@ -50,6 +66,12 @@ class ReviewRequest(BaseModel):
     """Optional reason of a review action."""
 
     reason: str | None = Field(default=None, max_length=2000)
+
+
+class SupersedeRequest(ReviewRequest):
+    """The policy that replaces this one, and optionally why."""
+
+    superseded_by: str = Field(min_length=1, max_length=64)
 
 
 class HistoryEntry(BaseModel):
@@ -68,3 +90,68 @@ class PolicyHistoryPage(BaseModel):
 
     policy_id: str
     items: list[HistoryEntry]
+
+
+class ImportResult(BaseModel):
+    """Whether an imported policy was new here, and the policy as the store now has it."""
+
+    imported: bool
+    policy: Policy
+
+
+class UsageRequest(BaseModel):
+    """``POST /v1/usage``: the policies put into the prompt of one answer; the caller comes from the token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: SafeText = Field(min_length=1, max_length=256)
+    message_id: SafeText = Field(min_length=1, max_length=256)
+    policy_ids: UsedPolicyIds
+    question: SafeText | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class UsageAccepted(BaseModel):
+    """``202``: the usage is durably in Kafka; ``usage_id`` is its event id."""
+
+    usage_id: str
+    policy_ids: list[str]
+    # Ids of the report this store does not have (recorded all the same); empty normally.
+    unknown_policy_ids: list[str] = Field(default_factory=list)
+
+
+class FeedbackAfterUse(BaseModel):
+    """Rated feedback on the answers that used the policy."""
+
+    positive: int
+    negative: int
+    negative_rate: float | None
+
+
+class FeedbackTallyBody(BaseModel):
+    """Rated feedback on one side of the comparison, and its negative share (null without feedback)."""
+
+    feedback: int
+    negative: int
+    negative_rate: float | None
+
+
+class SimilarQuestions(BaseModel):
+    """Feedback on questions similar to the policy, before its activation and while active."""
+
+    threshold: float
+    before: FeedbackTallyBody
+    after: FeedbackTallyBody
+
+
+class PolicyEffectiveness(BaseModel):
+    """How a policy does since it is used: the figures, whether they mark it harmful, and why."""
+
+    policy_id: str
+    status: str
+    uses: int
+    feedback_after_use: FeedbackAfterUse
+    similar_questions: SimilarQuestions
+    activated_at: datetime | None
+    harmful: bool
+    retirement_suggested: bool
+    signals: list[str]

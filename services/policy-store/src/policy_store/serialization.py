@@ -16,7 +16,11 @@ def policy_model(record: PolicyRecord) -> Policy:
                   examples=list(record.examples), rationale=record.rationale,
                   source_feedback_ids=list(record.source_feedback_ids), support_count=record.support_count,
                   created_at=record.created_at, updated_at=record.updated_at,
-                  generator=GeneratorInfo(provider=record.generator_provider, model=record.generator_model))
+                  generator=GeneratorInfo(provider=record.generator_provider, model=record.generator_model,
+                                          prompt_tokens=record.prompt_tokens,
+                                          completion_tokens=record.completion_tokens, cost_usd=record.cost_usd),
+                  valid_from=record.valid_from, valid_to=record.valid_to,
+                  supersedes=list(record.supersedes or []), superseded_by=record.superseded_by)
 
 
 def policy_document(record: PolicyRecord) -> dict[str, Any]:

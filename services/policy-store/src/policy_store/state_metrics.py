@@ -1,7 +1,10 @@
-"""Gauges read from the database at scrape time: policies by status and feedback still waiting for a decision.
+"""Gauges read from the database at scrape time: policies by status, feedback still waiting for a decision, and
+policies suggested for retirement.
 
 Counting at scrape time keeps the gauges true across replicas and restarts, which per-process counters are not;
-the two queries use the status indexes and run once per scrape, not per event.
+the queries use the status indexes and run once per scrape, not per event. The retirement gauge counts the
+feedback-after-use rule only, one aggregate over usage joined to feedback: the similar-question comparison scores
+text per policy and is computed when a policy's effectiveness is asked for, not at every scrape.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from policy_store.core.config import StoreSettings
+from policy_store.effectiveness import harmful_after_use_count
 from policy_store.models import FeedbackRecord, PolicyRecord
 from policyloop_common.policy import PolicyStatus
 
@@ -25,10 +30,13 @@ PENDING = "pending"
 
 
 class StoreStateCollector(Collector):
-    """``policyloop_store_policies{status}``, ``policyloop_store_feedback_pending`` and the oldest one's age."""
+    """``policyloop_store_policies{status}``, ``policyloop_store_feedback_pending``, the oldest one's age, and
+    ``policyloop_store_policies_retirement_suggested``."""
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], settings: StoreSettings | None = None) -> None:
         self._sessions = session_factory
+        # Without settings (thresholds) the retirement gauge is left out.
+        self._settings = settings
 
     def describe(self) -> list:
         # Declared empty so that registering the collector does not query the database.
@@ -45,6 +53,7 @@ class StoreStateCollector(Collector):
                     select(func.count(), func.min(func.coalesce(FeedbackRecord.submitted_at,
                                                                 FeedbackRecord.recorded_at)))
                     .where(FeedbackRecord.status == PENDING)).one()
+                harmful = harmful_after_use_count(session, self._settings) if self._settings else None
         except SQLAlchemyError as error:
             log.warning("store gauges not readable", extra={"error": str(error)[:300]})
             readable.add_metric([], 0)
@@ -62,3 +71,8 @@ class StoreStateCollector(Collector):
         yield GaugeMetricFamily("policyloop_store_feedback_pending_oldest_seconds",
                                 "Age of the oldest feedback still waiting for a decision (0 when none waits)",
                                 value=max(age, 0.0))
+        if harmful is not None:
+            yield GaugeMetricFamily("policyloop_store_policies_retirement_suggested",
+                                    "Active or pending policies whose feedback after use crosses the harmful rule "
+                                    "(EFFECTIVENESS_HARMFUL_NEGATIVE_RATE over EFFECTIVENESS_MIN_FEEDBACK)",
+                                    value=harmful)

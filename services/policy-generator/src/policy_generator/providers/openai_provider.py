@@ -96,11 +96,10 @@ class OpenAIProvider:
                 )
                 LLM_REQUEST_SECONDS.labels(self.name).observe(time.perf_counter() - started)
                 if response.usage is not None:
-                    usage = TokenUsage(prompt_tokens=usage.prompt_tokens + response.usage.prompt_tokens,
-                                       completion_tokens=usage.completion_tokens
-                                       + response.usage.completion_tokens)
-                    LLM_COST.labels(self.name, self.model).inc(
-                        self.pricing.cost(response.usage.prompt_tokens, response.usage.completion_tokens))
+                    cost = self.pricing.cost(response.usage.prompt_tokens, response.usage.completion_tokens)
+                    usage = usage.plus(TokenUsage(prompt_tokens=response.usage.prompt_tokens,
+                                                  completion_tokens=response.usage.completion_tokens, cost_usd=cost))
+                    LLM_COST.labels(self.name, self.model).inc(cost)
                 return self._decision(response, request, usage, attempt)
             except _BadAnswer as error:
                 LLM_ERRORS.labels(self.name, "bad_answer").inc()

@@ -1,50 +1,39 @@
-"""Policies: list, relevant to a question, one by id, review actions and history."""
+"""Policies: list, relevant to a question, as a prompt block, one by id, review actions and history."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import and_, or_, select
 
+from policy_store.active_policies import active_policies_of
 from policy_store.core.db import SessionDep
-from policy_store.etag import json_with_etag
+from policy_store.etag import json_with_etag, text_with_etag
 from policy_store.identifiers import could_exist
-from policy_store.metrics import REVIEWS
 from policy_store.models import PolicyHistory, PolicyRecord
 from policy_store.pagination import decode_cursor, encode_cursor
-from policy_store.relevance import relevance
+from policy_store.prompt_block import prompt_block
+from policy_store.reviews import review_policy
 from policy_store.schemas import (
     ERROR_RESPONSES,
     PolicyHistoryPage,
     PolicyPage,
     RelevantPolicies,
     ReviewRequest,
+    SupersedeRequest,
 )
 from policy_store.serialization import history_entry, policy_document
 from policyloop_common.auth import Principal, Role, require_roles
-from policyloop_common.cloudevents import decode, encode
 from policyloop_common.errors import ApiError
-from policyloop_common.events import PolicyReviewed, ReviewAction
-from policyloop_common.kafka.producer import PublishFailed
+from policyloop_common.events import ReviewAction
 from policyloop_common.policy import PolicyCategory, PolicyPriority, PolicyStatus
-from policyloop_common.text_matching import Document
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 LIST_RESPONSES = {**ERROR_RESPONSES, 304: {"description": "not modified: the If-None-Match tag is current"}}
 ReaderDep = Annotated[Principal, Depends(require_roles(Role.ASSISTANT, Role.ADMIN))]
 AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-
-# Which statuses each review action may start from.
-ALLOWED_FROM = {
-    ReviewAction.APPROVE: {PolicyStatus.PENDING_REVIEW.value},
-    ReviewAction.REJECT: {PolicyStatus.PENDING_REVIEW.value, PolicyStatus.ACTIVE.value},
-    ReviewAction.RETIRE: {PolicyStatus.ACTIVE.value, PolicyStatus.PENDING_REVIEW.value},
-}
 
 
 @router.get("", response_model=PolicyPage, responses=LIST_RESPONSES)
@@ -79,14 +68,31 @@ def relevant_policies(
     question: Annotated[str, Query(min_length=1, max_length=4000)],
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> Response:
-    """The active policies most relevant to ``question``, best first, with their scores."""
-    probe = Document.of(question)
-    floor = request.app.state.settings.relevance_floor
-    scored = [(relevance(probe, row), row) for row in session.execute(
-        select(PolicyRecord).where(PolicyRecord.status == PolicyStatus.ACTIVE.value)).scalars()]
-    ranked = sorted((pair for pair in scored if pair[0] >= floor), key=lambda pair: (-pair[0], pair[1].policy_id))
-    return json_with_etag(request, {"items": [{"policy": policy_document(row), "score": score}
-                                              for score, row in ranked[:limit]]})
+    """The active policies most relevant to ``question``, best first, with their scores and the parts of them."""
+    ranked = active_policies_of(request.app).rank(session, question, limit=limit,
+                                                  floor=request.app.state.settings.relevance_floor)
+    return json_with_etag(request, {"items": [
+        {"policy": policy_document(item.record), "score": item.parts.score, "scores": item.parts.as_dict()}
+        for item in ranked]})
+
+
+PROMPT_RESPONSES = {**LIST_RESPONSES, 200: {"content": {"text/plain": {}}, "description": (
+    "the block, ready for the assistant's prompt; empty when no active policy is relevant")}}
+
+
+@router.get("/prompt", response_class=PlainTextResponse, responses=PROMPT_RESPONSES)
+def policy_prompt(
+    request: Request, session: SessionDep, _: ReaderDep,
+    question: Annotated[str, Query(min_length=1, max_length=4000)],
+    max_chars: Annotated[int, Query(ge=200, le=20_000)] = 2000,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Response:
+    """The relevant active policies as text for the assistant's prompt: most valuable first, whole policies
+    only, at most ``max_chars`` characters, labelled in the question's language; empty when none is relevant."""
+    ranked = active_policies_of(request.app).rank(session, question, limit=limit,
+                                                  floor=request.app.state.settings.relevance_floor)
+    block = prompt_block(question, [policy_document(item.record) for item in ranked], max_chars)
+    return text_with_etag(request, block)
 
 
 @router.get("/{policy_id}", responses=ERROR_RESPONSES)
@@ -107,30 +113,8 @@ def policy_history(policy_id: str, request: Request, session: SessionDep, _: Adm
 
 async def _review(action: ReviewAction, policy_id: str, request: Request, principal: Principal,
                   review: ReviewRequest | None) -> dict:
-    """Publish the review to Kafka (the record), then apply it here so the answer shows the new state."""
-    app = request.app
-    with app.state.session_factory() as session:
-        record = _policy_or_404(session, policy_id)
-        if record.status not in ALLOWED_FROM[action]:
-            raise ApiError(409, "invalid_transition",
-                           f"cannot {action.value} a policy that is {record.status}",
-                           {"status": record.status, "action": action.value})
-    event = PolicyReviewed(policy_id=policy_id, action=action, reviewer=principal.user_id,
-                           reason=review.reason if review else None, reviewed_at=datetime.now(UTC))
-    outgoing = encode(event, source="/policyloop/policy-store", topic=app.state.settings.reviews_topic,
-                      trace_id=uuid.uuid4().hex)
-    try:
-        await asyncio.wait_for(app.state.publisher.publish(outgoing),
-                               timeout=app.state.settings.publish_timeout_seconds + 2)
-    except (PublishFailed, TimeoutError) as error:
-        raise ApiError(503, "kafka_unavailable", "the review could not be recorded right now; retry later",
-                       headers={"Retry-After": str(app.state.settings.retry_after_seconds)}) from error
-    incoming = decode(value=outgoing.value, key=outgoing.key, headers=outgoing.headers, topic=outgoing.topic)
-    with app.state.session_factory() as session, session.begin():
-        app.state.materializer.apply(session, incoming)
-    REVIEWS.labels(action.value).inc()
-    with app.state.session_factory() as session:
-        return policy_document(_policy_or_404(session, policy_id))
+    """The shared review path (policy_store.reviews), as the review page uses it too."""
+    return await review_policy(request.app, action, policy_id, principal.user_id, review.reason if review else None)
 
 
 ReviewBody = Annotated[ReviewRequest | None, Body()]
@@ -146,6 +130,13 @@ async def approve(policy_id: str, request: Request, principal: AdminDep, review:
 async def reject(policy_id: str, request: Request, principal: AdminDep, review: ReviewBody = None) -> dict:
     """pending_review or active → rejected."""
     return await _review(ReviewAction.REJECT, policy_id, request, principal, review)
+
+
+@router.post("/{policy_id}/supersede", responses=ERROR_RESPONSES)
+async def supersede(policy_id: str, request: Request, principal: AdminDep, body: SupersedeRequest) -> dict:
+    """active or pending_review → superseded by ``superseded_by`` (an active or pending policy); both link."""
+    return await review_policy(request.app, ReviewAction.SUPERSEDE, policy_id, principal.user_id, body.reason,
+                               superseded_by=body.superseded_by)
 
 
 @router.post("/{policy_id}/retire", responses=ERROR_RESPONSES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 from policy_generator.providers.base import DecisionRequest
@@ -44,6 +45,7 @@ def user_message(request: DecisionRequest) -> str:
             "Return the decision as the JSON object the schema describes.")
 
 
+@functools.cache
 def decision_schema() -> dict:
     """The strict JSON schema of the model's answer (every property required, nulls where optional)."""
     policy = {

@@ -67,7 +67,7 @@ class BatchConsumerLoop(abc.ABC):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                messages = self.consumer.consume(num_messages=self._batch_size, timeout=self._poll_timeout)
+                messages = self._next_batch()
             except KafkaException as error:
                 log.warning("consume failed", extra={"error": str(error)})
                 self.pause(1)
@@ -87,6 +87,18 @@ class BatchConsumerLoop(abc.ABC):
                 self.pause(5)
                 continue
             CONSUMER_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+
+    def _next_batch(self) -> list[Message]:
+        """Wait for one record, then take what has already arrived, up to the batch size.
+
+        ``consume(n, timeout)`` waits until ``n`` records are there or the timeout ends, so at a low rate every
+        record would wait the whole poll timeout; this way a lone record is handled at once and a busy topic still
+        gives full batches from the prefetched queue.
+        """
+        first = self.consumer.consume(num_messages=1, timeout=self._poll_timeout)
+        if not first or self._batch_size == 1:
+            return first
+        return first + self.consumer.consume(num_messages=self._batch_size - 1, timeout=0)
 
     def rewind(self, records: list[Message]) -> None:
         """Seek each partition of ``records`` back to its first record, so a failed batch is read again."""

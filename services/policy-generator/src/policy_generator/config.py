@@ -47,6 +47,9 @@ class GeneratorSettings(ServiceSettings):
     # For the cost metric only; the defaults are gpt-4o-mini's list prices in US dollars per million tokens.
     openai_input_usd_per_million_tokens: float = Field(default=0.15, ge=0)
     openai_output_usd_per_million_tokens: float = Field(default=0.60, ge=0)
+    # This process's share of the account's limits (0 = none): calls wait for room instead of earning 429s.
+    openai_requests_per_minute: int = Field(default=0, ge=0)
+    openai_tokens_per_minute: int = Field(default=0, ge=0)
 
     candidate_count: int = Field(default=5, ge=1, le=20)
     # A DDL file (CREATE TABLE statements) or a database URL of the database the assistant queries: policies

@@ -25,6 +25,8 @@ LLM_REQUEST_SECONDS = Histogram("policyloop_generator_llm_request_seconds",
                                 buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60))
 LLM_ERRORS = Counter("policyloop_generator_llm_errors_total",
                      "LLM calls that did not give a usable decision, by kind", ["provider", "error"])
+LLM_THROTTLED_SECONDS = Counter("policyloop_generator_llm_throttled_seconds_total",
+                                "Time decisions waited for room in OPENAI_REQUESTS/TOKENS_PER_MINUTE", ["provider"])
 LLM_COST = Counter("policyloop_generator_llm_cost_usd_total",
                    "Estimated LLM spend in US dollars: tokens times the configured prices", ["provider", "model"])
 HELD_FOR_REVIEW = Counter("policyloop_generator_policies_held_for_review_total",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from policy_generator.metrics import LLM_COST, LLM_ERRORS, LLM_REQUEST_SECONDS
 from policy_generator.prompts import SYSTEM_PROMPT, decision_schema, user_message
 from policy_generator.providers.base import DecisionRequest, ProviderDecision, ProviderError, Verdict
+from policy_generator.providers.call_budget import CallBudget, estimate_tokens
 from policyloop_common.events import TokenUsage
 from policyloop_common.policy import PolicyContent
 
@@ -67,8 +68,9 @@ class OpenAIProvider:
     def __init__(self, *, api_key: str, base_url: str | None = None, model: str = "gpt-4o-mini",
                  temperature: float = 0.3, timeout_seconds: float = 30.0, max_attempts: int = 3,
                  backoff_seconds: float = 0.5, sleep: Callable[[float], None] = time.sleep,
-                 pricing: TokenPricing | None = None) -> None:
+                 pricing: TokenPricing | None = None, budget: CallBudget | None = None) -> None:
         self.model = model
+        self._budget = budget or CallBudget()
         self.pricing = pricing or TokenPricing()
         self.temperature = temperature
         self.max_attempts = max_attempts
@@ -82,20 +84,24 @@ class OpenAIProvider:
         """Ask the model; retry transient failures and unusable answers up to ``max_attempts`` calls."""
         usage = TokenUsage()
         last_error: Exception | None = None
+        prompt = user_message(request)
+        estimated = estimate_tokens(SYSTEM_PROMPT, prompt)
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
+            self._budget.reserve(estimated)
             started = time.perf_counter()
             try:
                 response = self._client.chat.completions.create(
                     model=self.model, temperature=self.temperature,
                     messages=[{"role": "system", "content": SYSTEM_PROMPT},
-                              {"role": "user", "content": user_message(request)}],
+                              {"role": "user", "content": prompt}],
                     response_format={"type": "json_schema",
                                      "json_schema": {"name": "policy_decision", "strict": True,
                                                      "schema": decision_schema()}},
                 )
                 LLM_REQUEST_SECONDS.labels(self.name).observe(time.perf_counter() - started)
                 if response.usage is not None:
+                    self._budget.settle(estimated, response.usage.prompt_tokens + response.usage.completion_tokens)
                     cost = self.pricing.cost(response.usage.prompt_tokens, response.usage.completion_tokens)
                     usage = usage.plus(TokenUsage(prompt_tokens=response.usage.prompt_tokens,
                                                   completion_tokens=response.usage.completion_tokens, cost_usd=cost))

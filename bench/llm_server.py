@@ -35,25 +35,25 @@ def answer_for(user_message: str, verdict: str = "NEW") -> dict:
     ``verdict`` is given as it is, without a policy.
     """
     if verdict != "NEW":
-        return {"reasoning": "Nothing to add.", "verdict": verdict, "duplicate_of": None, "policy": None}
+        return {"reasoning": "Nothing to add.", "verdict": verdict, "candidate": None, "policy": None}
     comment = _COMMENT.search(user_message)
     question = _QUESTION.search(user_message)
     listed = _CANDIDATES.search(user_message)
     for candidate in json.loads(listed.group(1)) if listed else []:
         if candidate["similarity"] >= DUPLICATE_SIMILARITY:
             return {"reasoning": "A candidate states this lesson.", "verdict": "DUPLICATE",
-                    "duplicate_of": candidate["id"], "policy": None}
+                    "candidate": candidate["id"], "policy": None}
     # The rule names what the comment names, in words of its own: two lessons about different columns then
     # differ as a model's rules would, rather than sharing the wording of the users' comments.
     named = list(dict.fromkeys(_IDENTIFIERS.findall(comment.group(1)))) if comment else []
     if not named:
         return {"reasoning": "The feedback names nothing to correct.", "verdict": "NOT_ACTIONABLE",
-                "duplicate_of": None, "policy": None}
+                "candidate": None, "policy": None}
     subject = ", ".join(named)
     return {
         "reasoning": "No candidate states this lesson.",
         "verdict": "NEW",
-        "duplicate_of": None,
+        "candidate": None,
         "policy": {
             "category": "schema_mapping", "priority": "high", "rule": f"Read {subject} for this."[:2000],
             "correct_mapping": None, "missing_knowledge": f"Where {subject} is kept."[:2000],

@@ -34,7 +34,7 @@ class Reply:
     @classmethod
     def decision(cls, **answer: Any) -> Reply:
         """A well-formed structured answer."""
-        body = {"reasoning": "scripted", "verdict": "NEW", "duplicate_of": None, "policy": None, **answer}
+        body = {"reasoning": "scripted", "verdict": "NEW", "candidate": None, "policy": None, **answer}
         return cls(content=json.dumps(body))
 
     @classmethod

@@ -131,7 +131,7 @@ def test_different_lessons_in_one_batch_are_not_decided_twice(model: FakeOpenAI,
 def test_a_twin_below_the_fast_path_is_put_to_the_model_again_with_the_batchs_policy(
         model: FakeOpenAI, threads: DecisionThreads) -> None:
     model.script(Reply.decision(verdict="NEW", policy=POLICY), Reply.decision(verdict="NEW", policy=POLICY),
-                 Reply.decision(verdict="DUPLICATE", duplicate_of=0, reasoning="same column lesson"))
+                 Reply.decision(verdict="DUPLICATE", candidate=0, reasoning="same column lesson"))
     comment = "Wrong column: the table has total_users, not users"
     first, second = BatchDecider(openai_maker(model), threads).decide(
         [Pending(feedback(comment)), Pending(feedback(comment))], threading.Event())

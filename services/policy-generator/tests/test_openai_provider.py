@@ -78,19 +78,39 @@ def test_good_answer_gives_a_new_policy_and_the_request_is_as_documented(server:
 
 
 def test_duplicate_with_a_listed_id(server: FakeOpenAI) -> None:
-    server.script(Reply.decision(verdict="DUPLICATE", duplicate_of=0))
+    server.script(Reply.decision(verdict="DUPLICATE", candidate=0))
     decision = provider(server).decide(request(with_candidate=True))
     assert decision.verdict is Verdict.DUPLICATE and decision.duplicate_of == 0
     assert '"id": 0' in server.requests[0].body["messages"][1]["content"]
 
 
 def test_invented_candidate_id_is_rejected_and_retried(server: FakeOpenAI) -> None:
-    server.script(Reply.decision(verdict="DUPLICATE", duplicate_of=7), Reply.decision(verdict="DUPLICATE",
-                                                                                       duplicate_of=0))
+    server.script(Reply.decision(verdict="DUPLICATE", candidate=7), Reply.decision(verdict="DUPLICATE",
+                                                                                       candidate=0))
     decision = provider(server).decide(request(with_candidate=True))
     assert decision.duplicate_of == 0
     assert decision.llm_calls == 2
     assert decision.usage.prompt_tokens == 240
+
+
+@pytest.mark.parametrize("verdict", ["UPDATE", "SUPERSEDE"])
+def test_update_and_supersede_name_a_listed_candidate_and_carry_the_policy(server: FakeOpenAI, verdict: str) -> None:
+    server.script(Reply.decision(verdict=verdict, candidate=3, policy=POLICY),
+                  Reply.decision(verdict=verdict, candidate=0, policy=None),
+                  Reply.decision(verdict=verdict, candidate=0, policy=POLICY))
+    decision = provider(server, max_attempts=3).decide(request(with_candidate=True))
+    # An invented id and a missing policy are both retried; the third answer is used.
+    assert decision.llm_calls == 3
+    assert decision.verdict is Verdict(verdict) and decision.target == 0
+    assert decision.policy.rule == POLICY["rule"] and decision.duplicate_of is None
+
+
+def test_the_schema_offers_the_five_verdicts() -> None:
+    from policy_generator.prompts import decision_schema
+
+    properties = decision_schema()["properties"]
+    assert properties["verdict"]["enum"] == ["NEW", "DUPLICATE", "UPDATE", "SUPERSEDE", "NOT_ACTIONABLE"]
+    assert set(decision_schema()["required"]) == set(properties)
 
 
 def test_malformed_json_then_good(server: FakeOpenAI) -> None:

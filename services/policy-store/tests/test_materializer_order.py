@@ -17,7 +17,7 @@ from policy_store.materializer import Materializer
 from policy_store.migrate import upgrade
 from policy_store.models import PolicyHistory, PolicyRecord
 from policyloop_common.cloudevents import IncomingEvent, decode, encode
-from policyloop_common.events import PolicyEdit, PolicyEdited, PolicyReviewed, ReviewAction
+from policyloop_common.events import DecisionKind, PolicyEdit, PolicyEdited, PolicyReviewed, ReviewAction
 from tests.support.infrastructure import ServerSet
 from tests.support.store_state import table_contents
 
@@ -104,5 +104,31 @@ def test_reviews_before_their_policy_set_status_validity_and_history(infrastruct
             history = session.query(PolicyHistory).filter_by(policy_id="p1").order_by(PolicyHistory.at).all()
             assert [(h.action, h.version) for h in history] == [
                 ("created", 1), ("evidence", 1), ("evidence", 1), ("approve", 1), ("edited", 2), ("supersede", 2)]
+    finally:
+        engine.dispose()
+
+
+def contradicted() -> list[IncomingEvent]:
+    """p1 generated, then p2 written by the generator because p1 is contradicted (decision kind supersede)."""
+    successor = generated("f4", "p2", rule="Count users with systems.accounts_total; total_users is gone.")
+    successor.decision.kind, successor.decision.supersedes = DecisionKind.SUPERSEDE, ["p1"]
+    successor.decision.explanation = "total_users was renamed"
+    return [at(submitted("f1"), 1), at(generated("f1", "p1"), 2), at(submitted("f4"), 3), at(successor, 4)]
+
+
+def test_a_policy_the_generator_supersedes_is_kept_linked_in_either_order(infrastructure: ServerSet) -> None:
+    events = contradicted()
+    in_order = materialized(infrastructure, events)
+    assert table_contents(materialized(infrastructure, [events[3], events[2], events[1], events[0]])) == \
+        table_contents(in_order)
+    engine = make_engine(in_order)
+    try:
+        with Session(engine) as session:
+            old, new = session.get(PolicyRecord, "p1"), session.get(PolicyRecord, "p2")
+            assert (old.status, old.superseded_by, old.valid_to) == ("superseded", "p2", NOW + timedelta(seconds=4))
+            assert new.supersedes == ["p1"] and new.status == "pending_review"
+            last = session.query(PolicyHistory).filter_by(policy_id="p1").order_by(PolicyHistory.at.desc()).first()
+            assert (last.action, last.actor) == ("supersede", "policy-generator")
+            assert "total_users was renamed" in last.reason
     finally:
         engine.dispose()

@@ -92,6 +92,7 @@ class DecisionKind(StrEnum):
 
     NEW = "new"
     UPDATE = "update"
+    SUPERSEDE = "supersede"
     DUPLICATE = "duplicate"
     NOT_ACTIONABLE = "not_actionable"
     POSITIVE = "positive"
@@ -139,6 +140,10 @@ class DecisionDetails(BaseModel):
     # Why a reviewer must see the policy before the assistant does (e.g. "url in comment"); empty when none.
     # A policy decided with any reason here is stored pending_review whatever the store's AUTO_ACTIVATE says.
     review_reasons: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
+    # kind "supersede": the policies the new one replaces because it contradicts them; the store marks them
+    # superseded (validity ended, linked both ways) and nothing is deleted.
+    supersedes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list,
+                                                                                  max_length=5)
 
 
 class PolicyGenerated(EventPayload):

@@ -26,7 +26,7 @@ from policyloop_common.events import (
     Rating,
     SkipReason,
 )
-from policyloop_common.policy import GeneratorInfo, Policy, PolicyStatus
+from policyloop_common.policy import GeneratorInfo, Policy, PolicyContent, PolicyStatus
 from policyloop_common.text_matching import schema_objects
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,14 @@ class DecisionMaker:
                 duplicate_of=original.policy_id, explanation=verdict.reasoning,
                 decision=self._details(DecisionKind.DUPLICATE, verdict.reasoning, **details),
             )
-        if verdict.verdict is Verdict.NEW and verdict.policy is not None:
+        if verdict.verdict is Verdict.UPDATE and verdict.policy is not None and verdict.target is not None:
+            refined = self._refined(feedback, candidates[verdict.target].policy, verdict.policy)
+            reasons = self._review_reasons(suspicious, refined)
+            # A served policy is never rewritten from suspicious input: the refinement waits as a new policy.
+            if not reasons:
+                return PolicyGenerated(feedback_id=feedback.feedback_id, policy=refined,
+                                       decision=self._details(DecisionKind.UPDATE, verdict.reasoning, **details))
+        if verdict.verdict in (Verdict.NEW, Verdict.UPDATE, Verdict.SUPERSEDE) and verdict.policy is not None:
             now = datetime.now(UTC)
             policy = Policy(
                 **verdict.policy.model_dump(), policy_id=policy_id_for(feedback.feedback_id), version=1,
@@ -115,12 +122,24 @@ class DecisionMaker:
                 generator=GeneratorInfo(provider=self.provider.name, model=self.provider.model),
             )
             details["review_reasons"] = self._review_reasons(suspicious, policy)
+            kind = DecisionKind.NEW
+            # A contradiction retires the old rule only through a policy that may be served as it is.
+            if verdict.verdict is Verdict.SUPERSEDE and verdict.target is not None and not details["review_reasons"]:
+                kind, details["supersedes"] = DecisionKind.SUPERSEDE, [candidates[verdict.target].policy.policy_id]
             return PolicyGenerated(feedback_id=feedback.feedback_id, policy=policy,
-                                   decision=self._details(DecisionKind.NEW, verdict.reasoning, **details))
+                                   decision=self._details(kind, verdict.reasoning, **details))
         return PolicySkipped(
             feedback_id=feedback.feedback_id, reason=SkipReason.NOT_ACTIONABLE, explanation=verdict.reasoning,
             decision=self._details(DecisionKind.NOT_ACTIONABLE, verdict.reasoning, **details),
         )
+
+    def _refined(self, feedback: FeedbackSubmitted, original: Policy, content: PolicyContent) -> Policy:
+        """The next version of ``original`` with the refined text; the feedback joins its sources."""
+        sources = list(dict.fromkeys([*original.source_feedback_ids, feedback.feedback_id]))
+        return original.model_copy(update={
+            **content.model_dump(), "version": original.version + 1, "source_feedback_ids": sources,
+            "support_count": len(sources), "updated_at": datetime.now(UTC),
+            "generator": GeneratorInfo(provider=self.provider.name, model=self.provider.model)})
 
     def _review_reasons(self, suspicious: list[str], policy: Policy) -> list[str]:
         """Why a reviewer must see this policy first: the input's findings, the policy's own, the schema's."""

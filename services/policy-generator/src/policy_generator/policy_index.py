@@ -20,7 +20,7 @@ from policyloop_common.events import (
     SkipReason,
     edited,
 )
-from policyloop_common.policy import Policy
+from policyloop_common.policy import Policy, PolicyStatus
 
 IndexedEvent = (PolicyGenerated | PolicySkipped | PolicyGenerationFailed | PolicyReviewed | PolicyImported
                 | PolicyEdited)
@@ -34,6 +34,7 @@ class PolicyIndex:
         self._policies: dict[str, Policy] = {}
         self._decided: set[str] = set()
         self._staged: list[IndexedEvent] = []
+        self._superseded: set[str] = set()
 
     def apply(self, event: IndexedEvent) -> None:
         """Apply a committed event; applying the same event twice changes nothing."""
@@ -71,6 +72,7 @@ class PolicyIndex:
                 return list(self._policies.values())
             view = PolicyIndex()
             view._policies = dict(self._policies)
+            view._superseded = set(self._superseded)
             for event in self._staged:
                 view._apply(event)
             return list(view._policies.values())
@@ -103,7 +105,17 @@ class PolicyIndex:
         if isinstance(event, PolicyGenerated):
             current = self._policies.get(event.policy.policy_id)
             if current is None or event.policy.version >= current.version:
-                self._policies[event.policy.policy_id] = event.policy
+                policy = event.policy
+                if policy.policy_id in self._superseded:
+                    policy = policy.model_copy(update={"status": PolicyStatus.SUPERSEDED})
+                self._policies[policy.policy_id] = policy
+            for replaced in event.decision.supersedes:
+                # Like the store: the contradicted policy stays, superseded, and is no longer a candidate; it may
+                # be read after the policy that replaced it (another partition), hence the set.
+                self._superseded.add(replaced)
+                old = self._policies.get(replaced)
+                if old is not None:
+                    self._policies[replaced] = old.model_copy(update={"status": PolicyStatus.SUPERSEDED})
         elif isinstance(event, PolicySkipped) and event.reason is SkipReason.DUPLICATE_POLICY:
             self._add_evidence(event.duplicate_of, event.feedback_id)
 

@@ -14,7 +14,11 @@ feedback on one answer, with what the assistant did, and up to a few existing po
 
 Decide exactly one verdict:
 - NEW: the feedback teaches a lesson none of the candidates already states. Write the policy.
-- DUPLICATE: candidate <id> already states this lesson. Give its id in duplicate_of (only ids listed).
+- DUPLICATE: candidate <id> already states this lesson. Give its id in candidate (only ids listed).
+- UPDATE: candidate <id> states this lesson but incompletely or imprecisely; the feedback refines it. Give its id in
+  candidate and write the whole refined policy (it replaces the text of that policy, which keeps its id).
+- SUPERSEDE: candidate <id> is wrong: the feedback shows its rule contradicts the data (e.g. it names a column the
+  feedback proves wrong). Give its id in candidate and write the policy that replaces it.
 - NOT_ACTIONABLE: the feedback names nothing concrete to correct (e.g. "bad answer", "wrong").
 
 Write the reasoning first, then the verdict. A policy must be specific: name the tables, columns, values,
@@ -67,11 +71,11 @@ def decision_schema() -> dict:
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": ["reasoning", "verdict", "duplicate_of", "policy"],
+        "required": ["reasoning", "verdict", "candidate", "policy"],
         "properties": {
             "reasoning": {"type": "string"},
-            "verdict": {"type": "string", "enum": ["NEW", "DUPLICATE", "NOT_ACTIONABLE"]},
-            "duplicate_of": {"type": ["integer", "null"]},
+            "verdict": {"type": "string", "enum": ["NEW", "DUPLICATE", "UPDATE", "SUPERSEDE", "NOT_ACTIONABLE"]},
+            "candidate": {"type": ["integer", "null"]},
             "policy": policy,
         },
     }

@@ -127,6 +127,8 @@ class Materializer:
             feedback.decision = event.decision.model_dump(mode="json")
             self._policy_generated(session, event.policy, incoming,
                                    needs_review=bool(event.decision.review_reasons), spent=event.decision.usage)
+            for replaced in event.decision.supersedes:
+                self._superseded_by_generator(session, replaced, event, incoming)
         elif isinstance(event, PolicySkipped):
             feedback.status, feedback.reason = "skipped", event.reason.value
             feedback.decision = {**event.decision.model_dump(mode="json"), "explanation": event.explanation}
@@ -165,6 +167,17 @@ class Materializer:
         if action == "created":
             self._record_early_evidence(session, record, policy.source_feedback_ids)
             self._replay_early_reviews(session, record)
+
+    def _superseded_by_generator(self, session: Session, replaced: str, event: PolicyGenerated,
+                                 incoming: IncomingEvent) -> None:
+        """The generator found ``replaced`` contradicted by the new policy: superseded, linked, kept."""
+        record = session.get(PolicyRecord, replaced)
+        if record is not None and record.status not in (PolicyStatus.ACTIVE.value, PolicyStatus.PENDING_REVIEW.value):
+            return  # already out of service: a reviewer's decision stands
+        reason = f"contradicted by policy {event.policy.policy_id}: {event.decision.explanation}"[:2000]
+        self._policy_reviewed(session, PolicyReviewed(
+            policy_id=replaced, action=ReviewAction.SUPERSEDE, reviewer=GENERATOR_ACTOR, reason=reason,
+            reviewed_at=incoming.time, superseded_by=event.policy.policy_id), incoming.event_id)
 
     def _policy_edited(self, session: Session, event: PolicyEdited, event_id: str) -> None:
         """A reviewer's rewrite: the next version of the policy, with the history saying who, when and why."""

@@ -16,6 +16,10 @@ class Verdict(StrEnum):
 
     NEW = "NEW"
     DUPLICATE = "DUPLICATE"
+    # Refines candidate ``target``: the same policy, next version.
+    UPDATE = "UPDATE"
+    # Contradicts candidate ``target``: a new policy replaces it; the old one is superseded, not deleted.
+    SUPERSEDE = "SUPERSEDE"
     NOT_ACTIONABLE = "NOT_ACTIONABLE"
 
 
@@ -38,12 +42,14 @@ class DecisionRequest:
 
 @dataclass(frozen=True)
 class ProviderDecision:
-    """A provider's answer. ``duplicate_of`` is a candidate index; ``policy`` is set for NEW."""
+    """A provider's answer. ``duplicate_of`` (DUPLICATE) and ``target`` (UPDATE, SUPERSEDE) are candidate
+    indexes; ``policy`` is set for NEW, UPDATE and SUPERSEDE."""
 
     verdict: Verdict
     reasoning: str
     policy: PolicyContent | None = None
     duplicate_of: int | None = None
+    target: int | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)
     llm_calls: int = 0
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import openai
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
 
 from policy_generator.metrics import LLM_COST, LLM_ERRORS, LLM_REQUEST_SECONDS
 from policy_generator.prompts import SYSTEM_PROMPT, decision_schema, user_message
@@ -25,7 +25,8 @@ MAX_BACKOFF_SECONDS = 30.0
 class _ModelAnswer(BaseModel):
     reasoning: str
     verdict: Verdict
-    duplicate_of: int | None = None
+    # The listed candidate a DUPLICATE, UPDATE or SUPERSEDE verdict is about ("duplicate_of" in older prompts).
+    candidate: int | None = Field(default=None, validation_alias=AliasChoices("candidate", "duplicate_of"))
     policy: PolicyContent | None = None
 
 
@@ -134,16 +135,20 @@ class OpenAIProvider:
             answer = _ModelAnswer.model_validate_json(content or "")
         except ValidationError as error:
             raise _BadAnswer(f"the answer is not a valid decision: {error.errors()[:3]}") from error
-        if answer.verdict is Verdict.DUPLICATE:
+        if answer.verdict in (Verdict.DUPLICATE, Verdict.UPDATE, Verdict.SUPERSEDE):
+            # An id the model made up is never trusted: the call is retried.
             valid = {candidate.index for candidate in request.candidates}
-            if answer.duplicate_of not in valid:
-                raise _BadAnswer(f"duplicate_of {answer.duplicate_of} is not a listed candidate {sorted(valid)}")
+            if answer.candidate not in valid:
+                raise _BadAnswer(f"{answer.verdict.value}: candidate {answer.candidate} is not a listed candidate "
+                                 f"{sorted(valid)}")
+        if answer.verdict is Verdict.DUPLICATE:
             return ProviderDecision(verdict=Verdict.DUPLICATE, reasoning=answer.reasoning,
-                                    duplicate_of=answer.duplicate_of, usage=usage, llm_calls=calls)
-        if answer.verdict is Verdict.NEW:
+                                    duplicate_of=answer.candidate, usage=usage, llm_calls=calls)
+        if answer.verdict in (Verdict.NEW, Verdict.UPDATE, Verdict.SUPERSEDE):
             if answer.policy is None:
-                raise _BadAnswer("verdict NEW without a policy")
-            return ProviderDecision(verdict=Verdict.NEW, reasoning=answer.reasoning, policy=answer.policy,
+                raise _BadAnswer(f"verdict {answer.verdict.value} without a policy")
+            return ProviderDecision(verdict=answer.verdict, reasoning=answer.reasoning, policy=answer.policy,
+                                    target=answer.candidate if answer.verdict is not Verdict.NEW else None,
                                     usage=usage, llm_calls=calls)
         return ProviderDecision(verdict=Verdict.NOT_ACTIONABLE, reasoning=answer.reasoning, usage=usage,
                                 llm_calls=calls)

@@ -58,6 +58,11 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.port = free_port()
         self.replies: deque[Reply] = deque()
+        # /v1/embeddings: a text's vector has a 1 in dimension i for each concept i whose words it contains, so a
+        # test decides which texts are "semantically" close.
+        self.concepts: list[tuple[str, ...]] = []
+        self.embedding_requests: list[list[str]] = []
+        self.embeddings_down = False
         self.requests: list[RecordedRequest] = []
         # Requests being answered now, and the most there ever were at once. Handlers run on the server's one
         # event loop, so these change on one thread only; requests overlap while a scripted delay is awaited.
@@ -107,7 +112,26 @@ class FakeOpenAI:
                           "total_tokens": reply.prompt_tokens + reply.completion_tokens},
             })
 
+        @app.post("/v1/embeddings")
+        async def embeddings(request: Request) -> Response:
+            body = await request.json()
+            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            self.embedding_requests.append(texts)
+            if self.embeddings_down:
+                return JSONResponse(status_code=503, content={"error": {"message": "scripted 503", "type": "test"}})
+            return JSONResponse({"object": "list", "model": body.get("model"),
+                                 "data": [{"object": "embedding", "index": i, "embedding": self.vector(text)}
+                                          for i, text in enumerate(texts)],
+                                 "usage": {"prompt_tokens": 8 * len(texts), "total_tokens": 8 * len(texts)}})
+
         return app
+
+    def vector(self, text: str) -> list[float]:
+        """The fake embedding of ``text`` (see ``concepts``)."""
+        lowered = text.lower()
+        vector = [1.0 if any(word in lowered for word in words) else 0.0 for words in self.concepts]
+        # The last dimension gives concept-free texts a direction: alike among themselves, unlike every concept.
+        return [*vector, 0.0 if any(vector) else 1.0]
 
     def __enter__(self) -> FakeOpenAI:
         self._thread.start()

@@ -24,7 +24,7 @@ from policyloop_common.events import (
     ReviewAction,
     SkipReason,
 )
-from policyloop_common.policy import GeneratorInfo, Policy
+from policyloop_common.policy import GeneratorInfo, Policy, PolicyPriority
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -162,3 +162,25 @@ def test_a_policy_from_screened_feedback_waits_for_review_even_with_auto_activat
     with sessions() as session:
         assert session.get(PolicyRecord, "p1").status == "pending_review"
         assert session.get(PolicyRecord, "p2").status == "active"
+
+
+def low_priority(event: PolicyGenerated) -> PolicyGenerated:
+    return event.model_copy(update={"policy": event.policy.model_copy(update={"priority": PolicyPriority.LOW})})
+
+
+def test_repeated_evidence_raises_the_priority_never_lowers_it(sessions) -> None:
+    low = low_priority(generated("f1", "p1"))
+    apply(sessions, as_incoming(low))
+    seen = []
+    for n in range(2, 7):
+        apply(sessions, as_incoming(duplicate(f"f{n}", "p1")))
+        with sessions() as session:
+            seen.append((session.get(PolicyRecord, "p1").support_count, session.get(PolicyRecord, "p1").priority))
+    assert seen == [(2, "low"), (3, "medium"), (4, "medium"), (5, "high"), (6, "high")]
+    # Evidence that arrived before its policy counts the same way.
+    early = low_priority(generated("g1", "p2"))
+    apply(sessions, *[as_incoming(duplicate(f"g{n}", "p2")) for n in range(2, 5)])
+    apply(sessions, as_incoming(early))
+    with sessions() as session:
+        policy = session.get(PolicyRecord, "p2")
+        assert (policy.support_count, policy.priority) == (4, "medium")

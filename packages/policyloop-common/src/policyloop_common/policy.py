@@ -43,6 +43,21 @@ class PolicyPriority(StrEnum):
     LOW = "low"
 
 
+_PRIORITY_ORDER = {PolicyPriority.LOW: 0, PolicyPriority.MEDIUM: 1, PolicyPriority.HIGH: 2}
+# A lesson users keep teaching matters more than its first telling said: this many reports raise the priority to
+# at least the level beside it (never lower it).
+PRIORITY_BY_SUPPORT = ((5, PolicyPriority.HIGH), (3, PolicyPriority.MEDIUM))
+
+
+def priority_with_support(priority: PolicyPriority | str, support_count: int) -> PolicyPriority:
+    """``priority``, raised to what ``support_count`` reports of the lesson call for."""
+    current = PolicyPriority(priority)
+    for reports, floor in PRIORITY_BY_SUPPORT:
+        if support_count >= reports and _PRIORITY_ORDER[floor] > _PRIORITY_ORDER[current]:
+            return floor
+    return current
+
+
 # Policies travel in events: like the events, they ignore fields added by a newer producer.
 class GeneratorInfo(BaseModel):
     """Which provider and model produced a policy."""

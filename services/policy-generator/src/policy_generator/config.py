@@ -52,6 +52,10 @@ class GeneratorSettings(ServiceSettings):
     openai_tokens_per_minute: int = Field(default=0, ge=0)
 
     candidate_count: int = Field(default=5, ge=1, le=20)
+    # Candidates by meaning too (an OpenAI-compatible /embeddings endpoint); unset: offline similarity only.
+    embeddings_model: str | None = None
+    embeddings_base_url: str | None = None  # default: OPENAI_BASE_URL
+    embeddings_timeout_seconds: float = Field(default=10.0, gt=0)
     # A DDL file (CREATE TABLE statements) or a database URL of the database the assistant queries: policies
     # naming columns or values it does not have go to review. Unset: nothing is checked.
     schema_catalogue: str | None = None

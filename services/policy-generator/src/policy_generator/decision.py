@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from policy_generator.context import build_context
-from policy_generator.dedup import FAST_PATH_THRESHOLD, find_duplicate, rank_candidates
+from policy_generator.dedup import (
+    COMPARABLE_STATUSES,
+    FAST_PATH_THRESHOLD,
+    feedback_text,
+    find_duplicate,
+    rank_candidates,
+)
+from policy_generator.embeddings import PolicyEmbeddings, merged_candidates
 from policy_generator.metrics import LLM_CALLS, LLM_TOKENS
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.base import DecisionRequest, PolicyProvider, ProviderError, Verdict
@@ -55,6 +62,8 @@ class DecisionMaker:
     fast_path_threshold: float = FAST_PATH_THRESHOLD
     # The database the assistant queries; when given, a policy naming a column it lacks goes to review.
     catalogue: SchemaCatalogue | None = None
+    # Candidates by meaning as well, when EMBEDDINGS_MODEL is configured.
+    embeddings: PolicyEmbeddings | None = None
 
     def decide(self, feedback: FeedbackSubmitted, policies: Sequence[Policy] | None = None) -> DecisionEvent:
         """The decision event for ``feedback``; provider failures become PolicyGenerationFailed.
@@ -71,13 +80,18 @@ class DecisionMaker:
         # Screened before anything else: the findings travel with whatever is decided, for the reviewer's eyes.
         suspicious = input_findings(context)
         known = self.index.policies() if policies is None else policies
-        candidates = rank_candidates(context, known, k=self.candidate_count)
+        offline = rank_candidates(context, known, k=self.candidate_count)
         objects = sorted(schema_objects(" ".join([context.comment, *context.sql_queries])))
-        best = candidates[0].similarity if candidates else None
-        candidate_ids = [candidate.policy.policy_id for candidate in candidates]
+        best = offline[0].similarity if offline else None
 
-        # Fast path: a near-verbatim repeat of a known lesson needs no model call.
-        duplicate = find_duplicate(candidates, self.fast_path_threshold)
+        # Fast path: a near-verbatim repeat of a known lesson needs no model call (on the measured offline score).
+        duplicate = find_duplicate(offline, self.fast_path_threshold)
+        candidates = offline
+        if duplicate is None and self.embeddings is not None:
+            comparable = [p for p in known if p.status in COMPARABLE_STATUSES]
+            nearest = self.embeddings.nearest(feedback_text(context), comparable, self.candidate_count)
+            candidates = merged_candidates(offline, nearest, self.candidate_count)
+        candidate_ids = [candidate.policy.policy_id for candidate in candidates]
         if duplicate is not None:
             return PolicySkipped(
                 feedback_id=feedback.feedback_id, reason=SkipReason.DUPLICATE_POLICY,

@@ -53,7 +53,7 @@ EXAMPLES_WEIGHT = 0.3
 # Objects a database error names count half as much as those the comment names.
 ERROR_OBJECT_SHARE = 0.5
 
-_COMPARABLE = frozenset({PolicyStatus.PENDING_REVIEW, PolicyStatus.ACTIVE})
+COMPARABLE_STATUSES = frozenset({PolicyStatus.PENDING_REVIEW, PolicyStatus.ACTIVE})
 _ERROR_HINT = re.compile(r"error|does not exist|not found|syntax|invalid|unknown|missing", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?")
 
@@ -123,7 +123,7 @@ def rank_candidates(context: GenerationContext, policies: Iterable[Policy], k: i
     """The ``k`` pending or active policies most similar to the feedback, best first, indexed 0..k-1."""
     probe = feedback_document(context)
     scored = ((similarity_docs(probe, policy_document(policy)), policy)
-              for policy in policies if policy.status in _COMPARABLE)
+              for policy in policies if policy.status in COMPARABLE_STATUSES)
     # Ties go to the older policy: it is the one earlier duplicates were folded into.
     best = heapq.nsmallest(k, scored, key=lambda pair: (-pair[0], pair[1].created_at, pair[1].policy_id))
     return [Candidate(index=index, policy=policy, similarity=round(score, 4))

@@ -14,7 +14,7 @@ from policy_generator.config import GeneratorSettings
 from policy_generator.decision import DecisionMaker
 from policy_generator.policy_feed import PolicyFeed
 from policy_generator.policy_index import PolicyIndex
-from policy_generator.providers.factory import build_provider
+from policy_generator.providers.factory import build_embeddings, build_provider
 from policy_generator.schema_catalogue import SchemaCatalogue
 from policy_generator.worker import GeneratorWorker
 from policyloop_common.service_app import service_app
@@ -43,8 +43,12 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
         catalogue = SchemaCatalogue.load(settings.schema_catalogue) if settings.schema_catalogue else None
         if catalogue is not None:
             log.info("schema catalogue loaded", extra={"tables": sorted(catalogue.columns)})
+        embeddings = build_embeddings(settings)
+        if embeddings is not None:
+            log.info("candidates by embeddings too", extra={"model": embeddings.model})
         decider = DecisionMaker(index=index, provider=provider, candidate_count=settings.candidate_count,
-                                fast_path_threshold=settings.fast_path_threshold, catalogue=catalogue)
+                                fast_path_threshold=settings.fast_path_threshold, catalogue=catalogue,
+                                embeddings=embeddings)
         worker = GeneratorWorker(kafka, group_id=settings.generator_group_id,
                                  transactional_id=settings.generator_transactional_id,
                                  feedback_topic=settings.feedback_topic, decisions_topic=settings.decisions_topic,

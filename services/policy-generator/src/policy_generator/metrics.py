@@ -27,6 +27,9 @@ LLM_ERRORS = Counter("policyloop_generator_llm_errors_total",
                      "LLM calls that did not give a usable decision, by kind", ["provider", "error"])
 LLM_THROTTLED_SECONDS = Counter("policyloop_generator_llm_throttled_seconds_total",
                                 "Time decisions waited for room in OPENAI_REQUESTS/TOKENS_PER_MINUTE", ["provider"])
+EMBEDDING_CALLS = Counter("policyloop_generator_embedding_calls_total",
+                          "Calls to the embeddings endpoint, by outcome (error: the decision used offline candidates)",
+                          ["outcome"])
 LLM_COST = Counter("policyloop_generator_llm_cost_usd_total",
                    "Estimated LLM spend in US dollars: tokens times the configured prices", ["provider", "model"])
 HELD_FOR_REVIEW = Counter("policyloop_generator_policies_held_for_review_total",

@@ -35,7 +35,7 @@ from policyloop_common.events import (
     SkipReason,
     TokenUsage,
 )
-from policyloop_common.policy import Policy, PolicyStatus
+from policyloop_common.policy import Policy, PolicyStatus, priority_with_support
 from policyloop_common.text_matching import schema_objects
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,8 @@ class Materializer:
         """The columns a policy event sets, with the evidence already recorded for it."""
         sources = list(dict.fromkeys([*policy.source_feedback_ids, *self._evidence_ids(session, policy.policy_id)]))
         text = " ".join(filter(None, [policy.rule, policy.correct_mapping or ""]))
-        return dict(version=policy.version, category=policy.category.value, priority=policy.priority.value,
+        return dict(version=policy.version, category=policy.category.value,
+                    priority=priority_with_support(policy.priority, len(sources)).value,
                     rule=policy.rule, correct_mapping=policy.correct_mapping,
                     missing_knowledge=policy.missing_knowledge, examples=list(policy.examples),
                     rationale=policy.rationale, source_feedback_ids=sources, support_count=len(sources),
@@ -278,6 +279,7 @@ class Materializer:
         own = [source for source in record.source_feedback_ids if source not in set(evidence)]
         record.source_feedback_ids = list(dict.fromkeys([*own, *evidence]))
         record.support_count = len(record.source_feedback_ids)
+        record.priority = priority_with_support(record.priority, record.support_count).value
         session.flush()
         self._history(session, record, "evidence", GENERATOR_ACTOR, f"feedback {feedback_id} repeats this lesson",
                       incoming.time, incoming.event_id, version=self._version_at(session, record, incoming.time))

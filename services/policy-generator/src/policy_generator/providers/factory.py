@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from policy_generator.config import GeneratorSettings
+from policy_generator.embeddings import PolicyEmbeddings
 from policy_generator.providers.base import PolicyProvider
+
+
+def build_embeddings(settings: GeneratorSettings) -> PolicyEmbeddings | None:
+    """The embeddings client when EMBEDDINGS_MODEL is set; it needs OPENAI_API_KEY (any value for local servers)."""
+    if not settings.embeddings_model:
+        return None
+    if not settings.openai_api_key:
+        raise ValueError("EMBEDDINGS_MODEL needs OPENAI_API_KEY")
+    return PolicyEmbeddings(api_key=settings.openai_api_key,
+                            base_url=settings.embeddings_base_url or settings.openai_base_url,
+                            model=settings.embeddings_model, timeout_seconds=settings.embeddings_timeout_seconds)
 
 
 def build_provider(settings: GeneratorSettings) -> PolicyProvider:

@@ -132,3 +132,27 @@ def test_a_policy_the_generator_supersedes_is_kept_linked_in_either_order(infras
             assert "total_users was renamed" in last.reason
     finally:
         engine.dispose()
+
+
+def twins() -> list[IncomingEvent]:
+    """p1 and p5 are one lesson written at once; the store merged p5 into p1."""
+    merge = PolicyReviewed(policy_id="p5", action=ReviewAction.SUPERSEDE, reviewer="policy-store/twins",
+                           reason="twin", reviewed_at=NOW + timedelta(seconds=5), superseded_by="p1", merge=True)
+    return [at(submitted("f1"), 1), at(generated("f1", "p1"), 2), at(submitted("f5"), 3),
+            at(generated("f5", "p5"), 4), at(merge, 5)]
+
+
+def test_a_merged_twin_gives_its_feedback_to_the_older_policy_in_any_order(infrastructure: ServerSet) -> None:
+    events = twins()
+    in_order = materialized(infrastructure, events)
+    for order in ([events[4], *events[:4]], [events[3], events[4], events[2], events[1], events[0]]):
+        assert table_contents(materialized(infrastructure, order)) == table_contents(in_order)
+    engine = make_engine(in_order)
+    try:
+        with Session(engine) as session:
+            older, younger = session.get(PolicyRecord, "p1"), session.get(PolicyRecord, "p5")
+            assert (younger.status, younger.superseded_by) == ("superseded", "p1")
+            assert older.source_feedback_ids == ["f1", "f5"] and older.support_count == 2
+            assert older.supersedes == ["p5"]
+    finally:
+        engine.dispose()

@@ -169,10 +169,24 @@ def test_in_a_large_set_only_policies_sharing_a_distinctive_keyword_are_ranked()
     index = index_of(*lessons)
     target, word = lessons[7], _made_up_words(count)[7]
     ranked = index.rank(QuestionFeatures.of(f"How many systems have a {word} total above 300?"), limit=5, floor=0.05)
-    # Every policy shares "systems", "column" and "total": common words, which cannot tell them apart.
-    assert [item.policy_id for item in ranked] == [target.policy_id]
+    # Every policy shares "systems", "column" and "total": common words, which cannot tell them apart; the policy
+    # with the distinctive word leads, far ahead of those only sharing the common ones.
+    assert ranked[0].policy_id == target.policy_id
+    assert all(item.parts.score < ranked[0].parts.score / 2 for item in ranked[1:])
     generic = index.rank(QuestionFeatures.of("Which column holds the total?"), limit=5, floor=0.05)
     assert len(generic) == 5, "a question of common words only still gets the policies sharing its rarest one"
+
+
+def test_a_question_of_common_words_still_finds_its_policy_among_many() -> None:
+    # Hundreds of policies each share one word of the question (count, users, systems): all three are common, none
+    # distinctive, and only one policy has them all.
+    tails = ["; count the rows per {w}.", "; the users of {w} are listed there.", "; several systems share a {w}."]
+    words = _made_up_words(3 * COMMON_MINIMUM + 30)
+    crowd = [policy(f"p{n}", f"Join {word}_links on {word}_id" + tails[n % 3].format(w=word))
+             for n, word in enumerate(words)]
+    index = index_of(*crowd, TOTAL)
+    ranked = index.rank(QuestionFeatures.of("Count systems with more than 1000 users"), limit=5, floor=0.05)
+    assert ranked and ranked[0].policy_id == "total"
 
 
 def _made_up_words(count: int) -> list[str]:

@@ -214,6 +214,9 @@ class PolicyReviewed(BaseModel):
     reviewed_at: datetime
     # The successor, for ``supersede`` only.
     superseded_by: str | None = Field(default=None, min_length=1, max_length=64)
+    # ``supersede`` of a twin (the same lesson written twice at once): the superseded policy's source feedback
+    # become evidence of the successor.
+    merge: bool = False
 
 
 class PolicyEdit(BaseModel):

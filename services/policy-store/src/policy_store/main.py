@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -19,6 +19,8 @@ from policy_store.core.config import StoreSettings
 from policy_store.core.db import database_reachable, make_engine, make_session_factory
 from policy_store.materializer import Materializer
 from policy_store.state_metrics import StoreStateCollector
+from policy_store.twins import TwinResolver
+from policyloop_common.cloudevents import IncomingEvent
 from policyloop_common.errors import error_response
 from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
 from policyloop_common.service_app import service_app
@@ -42,8 +44,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             session_factory=app.state.session_factory, materializer=app.state.materializer,
             dead_letters=producer, batch_size=settings.store_batch_size,
             poll_timeout=settings.store_poll_timeout_seconds,
-            after_batch=AutoRetirement(settings, app.state.session_factory, app.state.materializer,
-                                       producer).after_batch if settings.auto_retire_harmful else None)
+            after_batch=after_batch_hooks(settings, app.state.session_factory, app.state.materializer, producer))
         app.state.publisher, app.state.consumer = producer, consumer
         state_gauges = StoreStateCollector(app.state.session_factory, settings)
         REGISTRY.register(state_gauges)
@@ -79,6 +80,24 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     app.state.materializer = Materializer(auto_activate=settings.auto_activate)
     return app
+
+
+def after_batch_hooks(settings: StoreSettings, sessions, materializer: Materializer,
+                      producer: DurableProducer) -> Callable[[Sequence[IncomingEvent]], None] | None:
+    """What runs after each committed consumer batch: merging concurrent twins, and retiring harmful policies
+    when AUTO_RETIRE_HARMFUL is on."""
+    hooks = []
+    if settings.merge_twins:
+        hooks.append(TwinResolver(settings, sessions, materializer, producer).after_batch)
+    if settings.auto_retire_harmful:
+        hooks.append(AutoRetirement(settings, sessions, materializer, producer).after_batch)
+    if not hooks:
+        return None
+
+    def run_hooks(events: Sequence[IncomingEvent]) -> None:
+        for hook in hooks:
+            hook(events)
+    return run_hooks
 
 
 def run() -> None:

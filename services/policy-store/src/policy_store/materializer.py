@@ -262,15 +262,20 @@ class Materializer:
             if review.action == "edited":
                 self._edit(session, record, PolicyEdited.model_validate(review.snapshot["pending_edit"]))
             else:
+                pending = review.snapshot or {}
                 self._transition(session, record, ReviewAction(review.action), review.at,
-                                 (review.snapshot or {}).get("superseded_by"))
+                                 pending.get("superseded_by"), merge=(review.at, review.event_id)
+                                 if pending.get("merge") else None)
             session.flush()
             review.version, review.snapshot = record.version, policy_document(record)
 
     def _add_evidence(self, session: Session, policy_id: str, feedback_id: str, incoming: IncomingEvent) -> None:
+        self._evidence(session, policy_id, feedback_id, incoming.time, incoming.event_id)
+
+    def _evidence(self, session: Session, policy_id: str, feedback_id: str, at: datetime, event_id: str) -> None:
         added = session.execute(insert(PolicyEvidence)
-                                .values(policy_id=policy_id, feedback_id=feedback_id, added_at=incoming.time,
-                                        event_id=incoming.event_id)
+                                .values(policy_id=policy_id, feedback_id=feedback_id, added_at=at,
+                                        event_id=event_id)
                                 .on_conflict_do_nothing().returning(PolicyEvidence.feedback_id)).first()
         record = session.get(PolicyRecord, policy_id, with_for_update=True)
         if added is None or record is None or feedback_id in record.source_feedback_ids:
@@ -282,27 +287,29 @@ class Materializer:
         record.priority = priority_with_support(record.priority, record.support_count).value
         session.flush()
         self._history(session, record, "evidence", GENERATOR_ACTOR, f"feedback {feedback_id} repeats this lesson",
-                      incoming.time, incoming.event_id, version=self._version_at(session, record, incoming.time))
+                      at, event_id, version=self._version_at(session, record, at))
 
     def _policy_reviewed(self, session: Session, event: PolicyReviewed, event_id: str) -> None:
         record = session.get(PolicyRecord, event.policy_id, with_for_update=True)
         if record is None:
             # Kept without a version; applied when the policy itself is materialized.
+            pending = {"superseded_by": event.superseded_by, "merge": event.merge} if event.superseded_by else None
             session.add(PolicyHistory(policy_id=event.policy_id, version=None, action=event.action.value,
                                       actor=event.reviewer, reason=event.reason, at=event.reviewed_at,
-                                      event_id=event_id,
-                                      snapshot={"superseded_by": event.superseded_by} if event.superseded_by
-                                      else None))
+                                      event_id=event_id, snapshot=pending))
             return
-        self._transition(session, record, event.action, event.reviewed_at, event.superseded_by)
+        self._transition(session, record, event.action, event.reviewed_at, event.superseded_by,
+                         merge=(event.reviewed_at, event_id) if event.merge else None)
         session.flush()
         self._history(session, record, event.action.value, event.reviewer, event.reason, event.reviewed_at,
                       event_id)
 
-    @staticmethod
-    def _transition(session: Session, record: PolicyRecord, action: ReviewAction, at: datetime,
-                    superseded_by: str | None = None) -> None:
-        """A review's effect on a policy: its status, the validity period that status implies, and links."""
+    def _transition(self, session: Session, record: PolicyRecord, action: ReviewAction, at: datetime,
+                    superseded_by: str | None = None, merge: tuple[datetime, str] | None = None) -> None:
+        """A review's effect on a policy: its status, the validity period that status implies, and links.
+
+        ``merge`` (when, event id) makes the superseded policy's own source feedback evidence of its successor.
+        """
         status = REVIEW_OUTCOME[action]
         record.status = status.value
         record.updated_at = at
@@ -315,6 +322,10 @@ class Materializer:
             successor = session.get(PolicyRecord, superseded_by, with_for_update=True)
             if successor is not None:
                 successor.supersedes = sorted({*(successor.supersedes or []), record.policy_id})
+            if merge is not None:
+                evidence = set(self._evidence_ids(session, record.policy_id))
+                for feedback_id in [f for f in record.source_feedback_ids if f not in evidence] + sorted(evidence):
+                    self._evidence(session, superseded_by, feedback_id, *merge)
 
     @staticmethod
     def _predecessors(session: Session, policy_id: str) -> list[str]:

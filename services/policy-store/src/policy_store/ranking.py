@@ -8,9 +8,12 @@ policies scored (exactly, by ``relevance.score_policy``) are those that share wi
 - a distinctive keyword: one that at most 5 % of the active policies have (and never fewer than 200 policies
   count as few, so a small set is scored in full).
 
-A policy that shares only keywords most policies use ("system", "how many") is not scored: such words cannot
-tell one policy from another, and with thousands of policies they would make every question a full scan. When
-a question has no distinctive keyword and names no object, the policies sharing its rarest keyword are scored.
+Keywords most policies use ("system", "how many") cannot tell one policy from another, and with thousands of
+policies they would make every question a full scan; but a plain question may have nothing else ("Count systems
+with more than 1000 users" once hundreds of policies mention users). So when the policies found above are fewer
+than ``TOP_UP_BELOW``, up to ``CANDIDATE_BUDGET`` more go to the policies sharing the most of the question's common
+keywords (weighted as the score weighs them), walking their postings rarest first and at most ``TOP_UP_POSTINGS``
+entries in all, so a keyword nearly every policy has costs nothing and prefers nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from policy_store.relevance import (
 # A keyword is distinctive when at most this share of the active policies has it, or at most COMMON_MINIMUM.
 COMMON_SHARE = 0.05
 COMMON_MINIMUM = 200
+# A question whose distinctive matches are fewer than this is topped up with common-word overlap, to this budget.
+TOP_UP_BELOW = 20
+CANDIDATE_BUDGET = 50
+# Postings read to top the candidates up: a bound on the work a question of common words costs.
+TOP_UP_POSTINGS = 3000
 # Words shorter than this have too few trigrams to be told apart by spelling.
 SPELLING_MIN_LENGTH = 4
 # Question words whose near spellings are remembered (until a word enters or leaves the index).
@@ -192,15 +200,32 @@ class RankingIndex:
         shared = sorted((len(posting), unit) for unit in query.weights if (posting := self._postings.get(unit)))
         candidates = self._schema_candidates(question)
         distinctive = [unit for frequency, unit in shared if frequency <= common_above]
-        if not distinctive and not candidates and shared:
-            distinctive = [shared[0][1]]
         for unit in distinctive:
             candidates.update(self._postings[unit])
+        if len(candidates) < TOP_UP_BELOW:
+            self._top_up(candidates, query, [unit for frequency, unit in shared if frequency > common_above])
+            if not candidates and shared:
+                candidates.update(self._postings[shared[0][1]])
         scored = [RankedPolicy(policy_id, score_policy(query, self._policies[policy_id], corpus))
                   for policy_id in candidates]
         kept = [item for item in scored if item.parts.score >= floor and item.parts.score > 0]
         kept.sort(key=lambda item: (-item.parts.score, item.policy_id))
         return kept[:limit]
+
+    def _top_up(self, candidates: set[str], query: Query, common: list[str]) -> None:
+        """Add the policies sharing the most (by weight) of the question's common keywords, up to the budget."""
+        overlap: dict[str, float] = {}
+        walk = TOP_UP_POSTINGS
+        for unit in common:  # rarest first
+            if len(self._postings[unit]) > walk:
+                break
+            walk -= len(self._postings[unit])
+            weight = query.weights[unit] * query.idf.get(unit, 1.0)
+            for policy_id in self._postings[unit]:
+                if policy_id not in candidates:
+                    overlap[policy_id] = overlap.get(policy_id, 0.0) + weight
+        room = CANDIDATE_BUDGET - len(candidates)
+        candidates.update(sorted(overlap, key=lambda policy_id: (-overlap[policy_id], policy_id))[:room])
 
     def _schema_candidates(self, question: QuestionFeatures) -> set[str]:
         """Policies that share a schema object with the question, named or spelled out in words."""

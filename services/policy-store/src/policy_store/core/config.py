@@ -58,6 +58,12 @@ class StoreSettings(ServiceSettings):
     # Harmful active policies are only suggested for retirement unless this retires them (once per policy).
     auto_retire_harmful: bool = False
 
+    # Concurrent twins (policy_store/twins.py): policies of one lesson created by different generator processes at
+    # the same time are merged into the older. The threshold is measured in docs/dedup.md.
+    merge_twins: bool = True
+    twin_threshold: float = Field(default=0.6, gt=0, le=1)
+    twin_window_seconds: int = Field(default=120, ge=1)
+
     # The review page /admin/ (docs/review.md). Its session cookie is marked Secure when the page is served over
     # HTTPS; the local stack speaks plain http, where a Secure cookie would never be sent back, hence off by default.
     admin_cookie_secure: bool = False

@@ -34,7 +34,7 @@ def stack() -> Iterator[ServiceStack]:
     """A private stack with a second generator process in the same consumer group."""
     servers = ServerSet()
     try:
-        running = start_stack(servers)
+        running = start_stack(servers, MERGE_TWINS="true")
         second_env = {**running.env, "POLICY_GENERATOR_PORT": str(free_port()),
                       "GENERATOR_TRANSACTIONAL_ID": "twins-second-generator"}
         second_run = servers.home / "run-second"

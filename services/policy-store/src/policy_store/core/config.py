@@ -59,8 +59,10 @@ class StoreSettings(ServiceSettings):
     auto_retire_harmful: bool = False
 
     # Concurrent twins (policy_store/twins.py): policies of one lesson created by different generator processes at
-    # the same time are merged into the older. The threshold is measured in docs/dedup.md.
-    merge_twins: bool = True
+    # the same time are merged into the older. The threshold is measured in docs/dedup.md. Off until its threshold
+    # is measured on more than the labelled cases: on the end-to-end suite's store it also merged policies the
+    # tests keep apart.
+    merge_twins: bool = False
     twin_threshold: float = Field(default=0.6, gt=0, le=1)
     twin_window_seconds: int = Field(default=120, ge=1)
 

@@ -25,11 +25,10 @@ from policy_store.effectiveness import policy_effectiveness
 from policy_store.materializer import Materializer
 from policy_store.metrics import AUTO_RETIREMENTS
 from policy_store.models import FeedbackRecord, PolicyRecord, PolicyUsage
-from policy_store.publishing import apply_here
+from policy_store.publishing import record_from_consumer
 from policyloop_common.cloudevents import IncomingEvent, encode
 from policyloop_common.events import FeedbackSubmitted, PolicyReviewed, PolicyUsed, ReviewAction
-from policyloop_common.kafka.producer import DurableProducer, PublishFailed
-from policyloop_common.metrics import INTERNAL_ERRORS
+from policyloop_common.kafka.producer import DurableProducer
 from policyloop_common.policy import PolicyStatus
 
 log = logging.getLogger(__name__)
@@ -96,17 +95,10 @@ class AutoRetirement:
                                reason=retirement_reason(report), reviewed_at=datetime.now(UTC))
         outgoing = encode(event, source="/policyloop/policy-store", topic=self._settings.reviews_topic,
                           event_id=retirement_event_id(policy_id), trace_id=uuid.uuid4().hex)
-        try:
-            self._publisher.publish_sync(outgoing, timeout=self._settings.publish_timeout_seconds + 2)
-        except PublishFailed as error:
-            # Not worth stalling the store's consumer over: the policy stays active and harmful, so the next
-            # feedback or usage that concerns it tries again.
-            INTERNAL_ERRORS.labels("policy-store", "auto_retire").inc()
-            log.warning("automatic retirement not published; retried with the policy's next feedback",
-                        extra={"policy_id": policy_id, "error": str(error)[:300]})
+        # Unpublished, the policy stays active and harmful, so its next feedback or usage tries again.
+        if not record_from_consumer(self._publisher, self._sessions, self._materializer, outgoing,
+                                    timeout=self._settings.publish_timeout_seconds + 2, what="auto_retire"):
             return False
-        if not apply_here(self._sessions, self._materializer, outgoing):
-            return False  # another replica or an earlier attempt retired it with the same event
         AUTO_RETIREMENTS.inc()
         log.warning("harmful policy retired automatically",
                     extra={"policy_id": policy_id, "signals": report["signals"]})

@@ -8,6 +8,7 @@ applies it again.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,7 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from policy_store.materializer import Materializer
 from policyloop_common.cloudevents import OutgoingEvent, decode
 from policyloop_common.errors import ApiError
-from policyloop_common.kafka.producer import PublishFailed
+from policyloop_common.kafka.producer import DurableProducer, PublishFailed
+from policyloop_common.metrics import INTERNAL_ERRORS
+
+log = logging.getLogger(__name__)
 
 
 async def publish_or_503(app: FastAPI, outgoing: OutgoingEvent, what: str) -> None:
@@ -33,6 +37,24 @@ def apply_here(session_factory: sessionmaker[Session], materializer: Materialize
     incoming = decode(value=outgoing.value, key=outgoing.key, headers=outgoing.headers, topic=outgoing.topic)
     with session_factory() as session, session.begin():
         return materializer.apply(session, incoming)
+
+
+def record_from_consumer(publisher: DurableProducer, session_factory: sessionmaker[Session],
+                         materializer: Materializer, outgoing: OutgoingEvent, *, timeout: float, what: str) -> bool:
+    """Publish an event the consumer's own checks decided on, then apply it; True if this call applied it.
+
+    A failed publish is logged and counted, never raised: such a decision is not worth stalling the consumer over,
+    and the next batch that concerns the same policy decides again. False also when the event (its id derived from
+    what it decides) was applied before, by another replica or an earlier attempt.
+    """
+    try:
+        publisher.publish_sync(outgoing, timeout=timeout)
+    except PublishFailed as error:
+        INTERNAL_ERRORS.labels("policy-store", what).inc()
+        log.warning("event not published; decided again with the next batch that concerns it",
+                    extra={"what": what, "event_id": outgoing.event_id, "error": str(error)[:300]})
+        return False
+    return apply_here(session_factory, materializer, outgoing)
 
 
 async def record_event(app: FastAPI, outgoing: OutgoingEvent, what: str) -> None:

@@ -31,12 +31,11 @@ from policy_store.core.config import StoreSettings
 from policy_store.materializer import Materializer
 from policy_store.metrics import TWINS_MERGED
 from policy_store.models import PolicyRecord
-from policy_store.publishing import apply_here
+from policy_store.publishing import record_from_consumer
 from policy_store.relevance import policy_search_text
 from policyloop_common.cloudevents import IncomingEvent, encode
 from policyloop_common.events import DecisionKind, PolicyGenerated, PolicyReviewed, ReviewAction
-from policyloop_common.kafka.producer import DurableProducer, PublishFailed
-from policyloop_common.metrics import INTERNAL_ERRORS
+from policyloop_common.kafka.producer import DurableProducer
 from policyloop_common.policy import PolicyStatus
 from policyloop_common.text_matching import Document, similarity_docs
 
@@ -123,15 +122,9 @@ class TwinResolver:
                                reviewed_at=datetime.now(UTC), superseded_by=older, merge=True)
         outgoing = encode(event, source="/policyloop/policy-store", topic=self._settings.reviews_topic,
                           event_id=twin_event_id(younger, older), trace_id=uuid.uuid4().hex)
-        try:
-            self._publisher.publish_sync(outgoing, timeout=self._settings.publish_timeout_seconds + 2)
-        except PublishFailed as error:
-            # Not worth stalling the consumer: both policies stay; the next batch that creates a policy of this
-            # lesson, or a reviewer, settles it.
-            INTERNAL_ERRORS.labels("policy-store", "merge_twins").inc()
-            log.warning("twin merge not published", extra={"policy_id": younger, "error": str(error)[:300]})
-            return False
-        if not apply_here(self._sessions, self._materializer, outgoing):
+        # Unpublished, both policies stay; the next batch creating a policy of this lesson, or a reviewer, settles it.
+        if not record_from_consumer(self._publisher, self._sessions, self._materializer, outgoing,
+                                    timeout=self._settings.publish_timeout_seconds + 2, what="merge_twins"):
             return False
         TWINS_MERGED.inc()
         log.warning("concurrent twin merged", extra={"policy_id": younger, "into": older})

@@ -143,6 +143,20 @@ def test_a_misused_column_is_not_called_missing() -> None:
     assert "there is no column" not in policy.rule and "registered accounts" in policy.rule
 
 
+def test_a_failed_query_does_not_turn_a_lesson_of_another_kind_into_a_column_swap() -> None:
+    """The database rejected users, but the comment teaches the unit of budget_vnd: no "budget_vnd, not users"."""
+    unit = new_policy("Budget is budget_vnd in million VND, not VND",
+                      question="How many systems have more than 1000 users?",
+                      sql="SELECT count(*) FROM systems WHERE users > 1000", results=[USERS_ERROR])
+    assert unit.category.value == "data_interpretation"
+    assert unit.correct_mapping == "budget_vnd (VND) -> budget_vnd (million VND)"
+    assert "users" not in unit.rule
+    swap = new_policy("The number of registered accounts is in total_users.",
+                      question="How many systems have more than 1000 users?",
+                      sql="SELECT count(*) FROM systems WHERE users > 1000", results=[USERS_ERROR])
+    assert swap.correct_mapping == "users -> systems.total_users"
+
+
 def test_a_count_over_a_join_becomes_a_distinct_count() -> None:
     policy = new_policy("212 is more than the number of systems. A system can have several integration rows; "
                         "count DISTINCT s.id.", question="How many systems are connected to NDXP?",

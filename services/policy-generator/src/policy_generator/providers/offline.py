@@ -173,6 +173,9 @@ _SIGNALS: list[tuple[PolicyCategory, re.Pattern[str], float]] = [
         r"just give the)\b"), 2.5),
 ]
 # Equal scores go to the kind of lesson that is more specific about the database.
+# A comment whose signals of a kind other than schema reach this teaches that kind, not a column swap the
+# database's error alone suggests.
+OTHER_LESSON_SCORE = 2.0
 _PRECEDENCE = [_SCHEMA, _LOGIC, _QUERY, _UNITS, _FORMAT, PolicyCategory.OTHER]
 MINIMUM_CATEGORY_SCORE = 1.5
 
@@ -391,7 +394,7 @@ def read_comment(context: GenerationContext) -> Reading | None:
     join_condition = f"{join.group(1)} = {join.group(2)}" if join else None
     query_failed = bool(error_messages(context))
     scores = _category_scores(folded)
-    if right is not None and wrong is not None and right_condition is None:
+    if right is not None and wrong is not None and right_condition is None and _swaps(folded, wrong, right, scores):
         # The comment swaps one column for another: the most specific schema signal there is.
         scores[_SCHEMA] += 3.0
     if query_failed:
@@ -405,6 +408,20 @@ def read_comment(context: GenerationContext) -> Reading | None:
                    table=table, wrong=wrong, wrong_missing=wrong_missing, right=right,
                    right_condition=right_condition, join_condition=join_condition, value_fix=value_fix,
                    bound_fix=bound_fix, query_failed=query_failed)
+
+
+def _swaps(folded_comment: str, wrong: str, right: str, scores: dict[PolicyCategory, float]) -> bool:
+    """Whether the comment puts ``right`` in the place of ``wrong``: it speaks of the wrong column, the right one
+    shares a word of it (total_users for users), or the comment clearly teaches nothing of another kind.
+
+    The database may name a missing column the comment never mentions: "Budget is budget_vnd in million VND"
+    after a query on users teaches the unit of budget_vnd, not that budget_vnd holds the users.
+    """
+    if re.search(rf"\b{re.escape(wrong)}\b", folded_comment):
+        return True
+    if set(wrong.split("_")) & set(right.rsplit(".", 1)[-1].split("_")):
+        return True
+    return all(score < OTHER_LESSON_SCORE for category, score in scores.items() if category is not _SCHEMA)
 
 
 def teaches_something(comment: str) -> bool:

@@ -33,9 +33,11 @@ from policy_store.metrics import TWINS_MERGED
 from policy_store.models import PolicyRecord
 from policy_store.publishing import record_from_consumer
 from policy_store.relevance import policy_search_text
+from policy_store.serialization import policy_model
 from policyloop_common.cloudevents import IncomingEvent, encode
 from policyloop_common.events import DecisionKind, PolicyGenerated, PolicyReviewed, ReviewAction
 from policyloop_common.kafka.producer import DurableProducer
+from policyloop_common.lessons import may_be_one_lesson
 from policyloop_common.policy import PolicyStatus
 from policyloop_common.text_matching import Document, similarity_docs
 
@@ -46,6 +48,8 @@ TWIN_NAMESPACE = uuid.UUID("0c3f7a52-9e1b-4d7e-8a43-6b2e5f1c9d08")
 SERVED = (PolicyStatus.ACTIVE.value, PolicyStatus.PENDING_REVIEW.value)
 # Policies compared with each new one, at most: half created just before it, half just after.
 NEAREST = 20
+# Twins of different categories must read the same, word for word.
+SAME_TEXT = 1.0
 
 
 def twin_event_id(younger: str, older: str) -> str:
@@ -73,9 +77,15 @@ def find_twin(session: Session, record: PolicyRecord, *, threshold: float, windo
         .order_by(PolicyRecord.created_at, PolicyRecord.policy_id).limit(NEAREST // 2)
     nearby = [*session.execute(before).scalars(), *session.execute(after).scalars()]
     probe = _document(record.policy_id, record.version, policy_search_text(record))
-    twins = [other for other in nearby
-             if similarity_docs(probe, _document(other.policy_id, other.version, policy_search_text(other)))
-             >= threshold]
+    mine = policy_model(record)
+    twins = []
+    for other in nearby:
+        similarity = similarity_docs(probe, _document(other.policy_id, other.version, policy_search_text(other)))
+        # Alike in wording is not enough: lessons of two values of one column, or contradicting mappings, read
+        # alike and stay apart here exactly as the generator keeps them apart (policyloop_common.lessons).
+        if similarity >= threshold and may_be_one_lesson(mine, policy_model(other), similarity,
+                                                         cross_category_threshold=SAME_TEXT):
+            twins.append(other)
     return min(twins, key=lambda other: (other.created_at, other.policy_id), default=None)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from policy_generator.context import GenerationContext
 from policy_generator.dedup import DUPLICATE_THRESHOLD, error_messages, find_duplicate, policy_document
 from policy_generator.providers.base import Candidate, DecisionRequest, ProviderDecision, Verdict
+from policyloop_common.lessons import mapping_target, may_be_one_lesson
 from policyloop_common.policy import PolicyCategory, PolicyContent, PolicyPriority
 from policyloop_common.text_matching import (
     DOMAIN_TERMS,
@@ -279,8 +280,8 @@ class OfflineProvider:
                 continue
             if candidate.similarity >= self.duplicate_threshold:
                 return candidate
-            target = _mapping_target(policy.correct_mapping)
-            if target and target == _mapping_target(candidate.policy.correct_mapping):
+            target = mapping_target(policy.correct_mapping)
+            if target and target == mapping_target(candidate.policy.correct_mapping):
                 return candidate
             if similarity_docs(drafted, policy_document(candidate.policy)) >= DRAFT_DUPLICATE_THRESHOLD:
                 return candidate
@@ -297,77 +298,9 @@ def _duplicate_decision(candidate: Candidate, why: str) -> ProviderDecision:
 
 
 def compatible(drafted: PolicyContent | None, candidate: Candidate) -> bool:
-    """Whether the policy this feedback yields may be the candidate's lesson at all.
-
-    Contradicting mappings never are. Below near-verbatim similarity, neither are policies about different
-    quoted values, nor policies of another category: the same column often appears in lessons of other kinds.
-    """
-    if drafted is None:
-        return True
-    if contradicts(drafted, candidate.policy):
-        return False
-    if candidate.similarity >= CROSS_CATEGORY_THRESHOLD:
-        return True
-    mine, theirs = lesson_values(drafted), lesson_values(candidate.policy)
-    if mine and theirs and not mine & theirs:
-        return False
-    return candidate.policy.category is drafted.category
-
-
-def lesson_values(policy: PolicyContent) -> set[str]:
-    """The quoted values a policy teaches about: those of its text that its example questions do not contain.
-
-    'operating' in "Active systems have status 'operating'" is the lesson; 'Da Nang' in a rule written for
-    "How many systems are in Da Nang?" is only the case it came from.
-    """
-    text = " ".join(part for part in [policy.rule, policy.correct_mapping, policy.missing_knowledge] if part)
-    asked = f" {normalize(' '.join(policy.examples))} "
-    values = {name.removeprefix("value:") for name in schema_objects(text) if name.startswith("value:")}
-    return {value for value in values if f" {value} " not in asked and not re.fullmatch(r"[\d\s.:-]+", value)}
-
-
-def _mapping_target(mapping: str | None) -> str | None:
-    """The right-hand side of a mapping, normalized, without the join it may name."""
-    if not mapping or "->" not in mapping:
-        return None
-    target = re.sub(r"\(join [^)]*\)", "", mapping.split("->", 1)[1])
-    return " ".join(target.lower().split()) or None
-
-
-def _mapping_kind(target: str) -> str:
-    """What a mapping maps to: a column, a condition, an aggregate, a unit, or something else."""
-    if re.fullmatch(_QUALIFIED_OR_PLAIN, target):
-        return "column"
-    if re.match(r"(count|sum|avg|min|max)\s*\(", target):
-        return "aggregate"
-    if re.search(r"(>=|<=|<>|!=|=|>|<)", target):
-        return "condition"
-    if re.search(r"\((million|billion|thousand)\b", target):
-        return "unit"
-    return "other"
-
-
-def contradicts(drafted: PolicyContent | None, existing: PolicyContent) -> bool:
-    """Whether two mappings cannot be one lesson: different kinds of target, different columns or values.
-
-    "'trial' -> systems.status = 'piloting'" and "'active' -> systems.status = 'operating'" read alike but
-    teach different values of one column, and a filter on integrations.platform is not the DISTINCT count of
-    integration rows: no similarity of wording makes them one policy.
-    """
-    if drafted is None:
-        return False
-    mine, theirs = _mapping_target(drafted.correct_mapping), _mapping_target(existing.correct_mapping)
-    if not mine or not theirs or mine == theirs:
-        return False
-    my_kind, their_kind = _mapping_kind(mine), _mapping_kind(theirs)
-    if my_kind != their_kind:
-        return "other" not in (my_kind, their_kind)
-    if my_kind == "column":
-        return True
-    if my_kind == "condition":
-        my_values, their_values = set(re.findall(r"'([^']*)'", mine)), set(re.findall(r"'([^']*)'", theirs))
-        return bool(my_values and their_values) and not my_values & their_values
-    return False
+    """Whether the policy this feedback yields may be the candidate's lesson at all (``may_be_one_lesson``)."""
+    return drafted is None or may_be_one_lesson(drafted, candidate.policy, candidate.similarity,
+                                                 cross_category_threshold=CROSS_CATEGORY_THRESHOLD)
 
 
 def read_comment(context: GenerationContext) -> Reading | None:

@@ -1,0 +1,81 @@
+"""Which policies written at the same moment are one lesson: ``find_twin`` on a real database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from policy_store.materializer import Materializer
+from policy_store.models import PolicyRecord
+from policy_store.twins import find_twin
+from policyloop_common.cloudevents import decode, encode
+from policyloop_common.events import DecisionDetails, DecisionKind, PolicyGenerated
+from policyloop_common.policy import GeneratorInfo, Policy
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+WINDOW = timedelta(seconds=120)
+
+
+def _policy(policy_id: str, seconds: int, *, category: str, rule: str, mapping: str | None) -> Policy:
+    return Policy(policy_id=policy_id, version=1, status="pending_review", category=category, priority="medium",
+                  rule=rule, correct_mapping=mapping, missing_knowledge="", rationale="",
+                  examples=["How many decommissioned systems are there?"], source_feedback_ids=[f"f-{policy_id}"],
+                  support_count=1, created_at=NOW + timedelta(seconds=seconds),
+                  updated_at=NOW + timedelta(seconds=seconds),
+                  generator=GeneratorInfo(provider="offline", model="offline-rules-v1"))
+
+
+def _stored(sessions: sessionmaker[Session], *policies: Policy) -> None:
+    materializer = Materializer()
+    with sessions() as session, session.begin():
+        for policy in policies:
+            decision = DecisionDetails(kind=DecisionKind.NEW, provider="offline", model="offline-rules-v1")
+            out = encode(PolicyGenerated(feedback_id=f"f-{policy.policy_id}", policy=policy, decision=decision),
+                         source="/test")
+            materializer.apply(session, decode(value=out.value, key=out.key, headers=out.headers,
+                                               topic=out.topic, partition=0, offset=1))
+
+
+def _twin_of(sessions: sessionmaker[Session], policy_id: str) -> str | None:
+    with sessions() as session:
+        twin = find_twin(session, session.get(PolicyRecord, policy_id), threshold=0.6, window=WINDOW)
+        return twin.policy_id if twin is not None else None
+
+
+def _value_lesson(policy_id: str, seconds: int, value: str) -> Policy:
+    return _policy(policy_id, seconds, category="business_logic",
+                   rule=f"Use systems.lifecycle_stage = '{value}', not 'old': 'old' is not a value of "
+                        f"systems.lifecycle_stage.",
+                   mapping=f"'old' -> systems.lifecycle_stage = '{value}'")
+
+
+def test_the_same_lesson_written_twice_at_once_is_a_twin_of_the_older(sessions) -> None:
+    _stored(sessions, _value_lesson("older", 0, "retired"), _value_lesson("younger", 3, "retired"))
+    assert _twin_of(sessions, "younger") == "older"
+    assert _twin_of(sessions, "older") == "younger"  # found from either side; the resolver keeps the older
+
+
+def test_lessons_of_two_values_of_one_column_are_not_twins_however_alike_they_read(sessions) -> None:
+    _stored(sessions, _value_lesson("retired", 0, "retired_3f9a"), _value_lesson("archived", 2, "retired_77c1"))
+    assert _twin_of(sessions, "archived") is None
+
+
+def test_contradicting_mappings_and_other_categories_are_not_twins(sessions) -> None:
+    column = _policy("column", 0, category="schema_mapping", rule="Use the column systems.total_users for the "
+                     "number of users; there is no column users in systems.", mapping="users -> systems.total_users")
+    other_column = _policy("other-column", 1, category="schema_mapping", rule="Use the column "
+                           "systems.monthly_users for the number of users; there is no column users in systems.",
+                           mapping="users -> systems.monthly_users")
+    unit = _policy("unit", 2, category="data_interpretation", rule="The number of users of systems is in "
+                   "thousands: there is no column users in systems.", mapping=None)
+    _stored(sessions, column, other_column, unit)
+    assert _twin_of(sessions, "other-column") is None
+    assert _twin_of(sessions, "unit") is None
+
+
+def test_a_twin_is_looked_for_only_within_the_window(sessions) -> None:
+    _stored(sessions, _value_lesson("long-ago", 0, "retired"), _value_lesson("now", 600, "retired"))
+    assert _twin_of(sessions, "now") is None

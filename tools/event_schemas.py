@@ -12,6 +12,7 @@ from pathlib import Path
 from policyloop_common.cloudevents import SPEC_VERSION
 from policyloop_common.events import (
     EVENT_TYPES,
+    FEEDBACK_REANALYSIS_TOPIC,
     FEEDBACK_SUBMITTED_TOPIC,
     POLICY_DECISIONS_TOPIC,
     POLICY_REVIEWS_TOPIC,
@@ -71,8 +72,9 @@ def asyncapi() -> dict:
     topics = {
         FEEDBACK_SUBMITTED_TOPIC: ["FeedbackSubmitted"],
         POLICY_DECISIONS_TOPIC: ["PolicyGenerated", "PolicySkipped", "PolicyGenerationFailed"],
-        POLICY_REVIEWS_TOPIC: ["PolicyReviewed"],
+        POLICY_REVIEWS_TOPIC: ["PolicyReviewed", "PolicyEdited", "PolicyImported"],
         POLICY_USAGE_TOPIC: ["PolicyUsed"],
+        FEEDBACK_REANALYSIS_TOPIC: ["FeedbackReanalysisRequested"],
     }
     channels = {}
     for topic, types in topics.items():
@@ -94,6 +96,8 @@ def asyncapi() -> dict:
             "publishDecisions": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_DECISIONS_TOPIC}"}},
             "publishReviews": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_REVIEWS_TOPIC}"}},
             "publishUsage": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_USAGE_TOPIC}"}},
+            "requestReanalysis": {"action": "send",
+                                  "channel": {"$ref": f"#/channels/{FEEDBACK_REANALYSIS_TOPIC}"}},
         },
         "components": {"messages": messages},
     }
@@ -102,7 +106,8 @@ def asyncapi() -> dict:
 def _key_doc(ce_type: str) -> str:
     if ce_type == "PolicyUsed":
         return "conversation_id/message_id of the answer (UTF-8)"
-    return "the policy_id (UTF-8)" if ce_type == "PolicyReviewed" else "the feedback_id (UTF-8)"
+    on_policy = ("PolicyReviewed", "PolicyEdited", "PolicyImported")
+    return "the policy_id (UTF-8)" if ce_type in on_policy else "the feedback_id (UTF-8)"
 
 
 def _dump(document: dict) -> str:

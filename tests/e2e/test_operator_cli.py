@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 
 from policy_store.models import ProcessedEvent
 from policyloop_common.cloudevents import UnreadableEvent, decode
+from policyloop_common.events import POLICY_DECISIONS_TOPIC
+from policyloop_common.kafka.topics import PIPELINE_TOPICS
 from tests.e2e.test_pipeline import decided, submit
 from tests.support.infrastructure import ServerSet
-from tests.support.kafka_reader import read_topic
+from tests.support.kafka_reader import read_events, read_topic
 from tests.support.polling import eventually
 from tests.support.stack import ServiceStack
 from tests.support.store_state import table_contents
@@ -107,6 +109,54 @@ def test_import_rejects_a_file_that_is_not_an_export(stack: ServiceStack, tmp_pa
     assert result.returncode == 1 and "not a policy export" in result.stderr
 
 
+def test_reanalysis_decides_feedback_again_through_kafka_and_is_safe_to_run_twice(stack: ServiceStack,
+                                                                                lesson: dict) -> None:
+    """The lesson's policy was retired and imported back as an active copy above: deciding its feedback again
+    finds that copy (evidence it already counts), and neither this run repeated nor a second run adds anything."""
+    admin = stack.auth("root", "admin")
+    unteachable = submit(stack, {"conversation_id": f"c-{uuid.uuid4().hex[:8]}", "message_id": "m-1",
+                                 "rating": "negative", "comment": "Wrong.",
+                                 "context": {"question": "How many systems are there?"}}, "olga").json()
+    assert decided(stack, unteachable["feedback_id"], "olga")["reason"] == "not_actionable"
+    chosen = [*lesson["feedback_ids"], unteachable["feedback_id"]]
+
+    def state() -> dict:
+        """What each chosen feedback shows, and the support of the policies it is evidence of."""
+        shown = {feedback_id: httpx.get(f"{stack.policy_store}/v1/feedback/{feedback_id}", headers=admin,
+                                        timeout=10).json() for feedback_id in chosen}
+        support = {document["duplicate_of"]: httpx.get(f"{stack.policy_store}/v1/policies/"
+                                                       f"{document['duplicate_of']}", headers=admin,
+                                                       timeout=10).json()["support_count"]
+                   for document in shown.values() if document.get("duplicate_of")}
+        active = len(json.loads(cli(stack, "list", "--json", "--status", "active", "--limit", "1000").stdout))
+        return {"reasons": {k: (v["status"], v.get("reason")) for k, v in shown.items()},
+                "support": support, "active": active}
+
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    first = cli(stack, "reanalyze", *chosen, "--run-id", run_id, "--why", "new offline rules", "--wait",
+                "--timeout", "120")
+    summary = json.loads(first.stdout)
+    assert summary["requested"] == 3 and summary["run"]["done"] is True, summary
+    assert summary["run"]["outcomes"] == {"generated": 0, "skipped": 3, "failed": 0}, summary
+    assert summary["run"]["policies_created"] == [] and "3 of 3 decided" in first.stderr
+    after_first = state()
+    assert set(after_first["reasons"].values()) == {("skipped", "duplicate_policy"), ("skipped", "not_actionable")}
+    copy = next(iter(after_first["support"]))
+    assert copy != lesson["policy_id"] and after_first["support"] == {copy: 2}
+    # The same run again: the same requests (same event ids), each decided once.
+    again = json.loads(cli(stack, "reanalyze", *chosen, "--run-id", run_id, "--wait", "--timeout", "60").stdout)
+    assert again["run"] == summary["run"]
+    decisions = [event for event in read_events(stack.env["KAFKA_BOOTSTRAP_SERVERS"], POLICY_DECISIONS_TOPIC)
+                 if event.payload.reanalysis_run_id == run_id]
+    assert sorted(event.payload.feedback_id for event in decisions) == sorted(chosen)
+    # A new run decides everything again and finds the lessons as they are now: nothing changes.
+    second = json.loads(cli(stack, "reanalyze", *chosen, "--wait", "--timeout", "120").stdout)
+    assert second["run_id"] != run_id and second["run"]["outcomes"] == summary["run"]["outcomes"], second
+    assert state() == after_first
+    usage = cli(stack, "reanalyze", check=False)
+    assert usage.returncode == 2 and "--all" in usage.stderr
+
+
 def test_rebuild_from_the_topics_reproduces_the_live_store(stack: ServiceStack, infrastructure: ServerSet,
                                                           lesson: dict) -> None:
     live_url = stack.env["DATABASE_URL"]
@@ -129,7 +179,7 @@ def test_rebuild_from_the_topics_reproduces_the_live_store(stack: ServiceStack, 
 def settle(stack: ServiceStack, database_url: str) -> None:
     """Wait until the live store has applied every readable event of its topics, and no new ones come."""
     bootstrap = stack.env["KAFKA_BOOTSTRAP_SERVERS"]
-    topics = ["feedback.submitted.v1", "policy.decisions.v1", "policy.reviews.v1", "policy.usage.v1"]
+    topics = list(PIPELINE_TOPICS)
 
     def events_in_topics() -> set[str]:
         ids = set()

@@ -19,7 +19,14 @@ from policy_generator.providers.base import PolicyProvider
 from policy_generator.providers.offline import OfflineProvider
 from policy_generator.worker import GeneratorWorker
 from policyloop_common.cloudevents import encode
-from policyloop_common.events import FeedbackContext, FeedbackSubmitted, PolicyGenerated, PolicySkipped, Rating
+from policyloop_common.events import (
+    FeedbackContext,
+    FeedbackReanalysisRequested,
+    FeedbackSubmitted,
+    PolicyGenerated,
+    PolicySkipped,
+    Rating,
+)
 from policyloop_common.kafka.dead_letters import DLQ_HEADERS, OFFSET_HEADER, REASON_HEADER, dead_letter_for
 from policyloop_common.kafka.replay import replay_dead_letters
 from policyloop_common.kafka.topics import all_topics, ensure_topics
@@ -42,13 +49,17 @@ class Topics:
         self.feedback = f"feedback-{suffix}"
         self.decisions = f"decisions-{suffix}"
         self.reviews = f"reviews-{suffix}"
+        self.reanalysis = f"reanalysis-{suffix}"
+
+    def all(self) -> list[str]:
+        """Every topic with its dead-letter topic."""
+        return all_topics([self.feedback, self.decisions, self.reviews, self.reanalysis])
 
 
 @pytest.fixture
 def topics(kafka_bootstrap: str, unique_name: str) -> Topics:
     names = Topics(unique_name)
-    ensure_topics({"bootstrap.servers": kafka_bootstrap},
-                  all_topics([names.feedback, names.decisions, names.reviews]), partitions=3)
+    ensure_topics({"bootstrap.servers": kafka_bootstrap}, names.all(), partitions=3)
     return names
 
 
@@ -57,8 +68,7 @@ def one_partition(kafka_bootstrap: str, unique_name: str) -> Topics:
     """Topics of one partition: records published before a worker starts reach it as one batch, and the order of
     its decisions is the order of the topic."""
     names = Topics(f"one-{unique_name}")
-    ensure_topics({"bootstrap.servers": kafka_bootstrap},
-                  all_topics([names.feedback, names.decisions, names.reviews]), partitions=1)
+    ensure_topics({"bootstrap.servers": kafka_bootstrap}, names.all(), partitions=1)
     return names
 
 
@@ -75,8 +85,8 @@ class RunningGenerator:
         decider = DecisionMaker(index=self.index, provider=provider or OfflineProvider())
         options = {"batch_size": 20, "poll_timeout": 0.2, **worker_options}
         self.worker = GeneratorWorker(kafka, group_id=group, transactional_id=transactional_id or f"tx-{group}",
-                                      feedback_topic=topics.feedback, decisions_topic=topics.decisions,
-                                      decision_maker=decider, **options)
+                                      feedback_topic=topics.feedback, reanalysis_topic=topics.reanalysis,
+                                      decisions_topic=topics.decisions, decision_maker=decider, **options)
         self.worker.start()
 
     def stop(self) -> None:
@@ -108,7 +118,8 @@ def feedback(comment: str, question: str, sql: str = "", rating: Rating = Rating
         submitted_at=datetime.now(UTC))
 
 
-def publish(bootstrap: str, topic: str, *events: FeedbackSubmitted, raw: list[bytes] | None = None) -> None:
+def publish(bootstrap: str, topic: str, *events: FeedbackSubmitted | FeedbackReanalysisRequested,
+            raw: list[bytes] | None = None) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for event in events:
         outgoing = encode(event, source="/test", topic=topic)
@@ -388,3 +399,29 @@ def test_a_worker_stopped_mid_batch_finishes_it_within_its_bound(kafka_bootstrap
     assert {event.payload.explanation for event in events} == {"finished at shutdown"}
     # The offsets went with the decisions: the group's next member starts after the batch.
     assert committed_offsets(kafka_bootstrap, group, one_partition.feedback) == [len(lessons)]
+
+
+def reanalysis(of: FeedbackSubmitted, run_id: str) -> FeedbackReanalysisRequested:
+    return FeedbackReanalysisRequested(feedback_id=of.feedback_id, run_id=run_id, requested_by="root",
+                                       requested_at=datetime.now(UTC), feedback=of)
+
+
+def test_re_analysis_decides_a_feedback_again_once_per_run(kafka_bootstrap: str, topics: Topics,
+                                                          generator_factory) -> None:
+    generator_factory()
+    lesson = feedback("Wrong column: the table has total_users, not users",
+                      "How many systems have more than 500 users?", "SELECT count(*) FROM systems WHERE users > 500")
+    publish(kafka_bootstrap, topics.feedback, lesson)
+    [first] = decisions_for(kafka_bootstrap, topics.decisions, 1)
+    assert isinstance(first.payload, PolicyGenerated)
+    # The same run asked twice (two records, two event ids), then a second run.
+    publish(kafka_bootstrap, topics.reanalysis, reanalysis(lesson, "run-1"), reanalysis(lesson, "run-1"))
+    decisions_for(kafka_bootstrap, topics.decisions, 2)
+    publish(kafka_bootstrap, topics.reanalysis, reanalysis(lesson, "run-2"))
+    events = decisions_for(kafka_bootstrap, topics.decisions, 3)
+    runs = [event.payload.reanalysis_run_id for event in events]
+    assert sorted(runs, key=str) == sorted([None, "run-1", "run-2"], key=str), runs
+    for event in events[1:]:
+        # The lesson is already learnt: each run finds the first policy, no second one.
+        assert isinstance(event.payload, PolicySkipped)
+        assert event.payload.duplicate_of == first.payload.policy.policy_id

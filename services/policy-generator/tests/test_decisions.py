@@ -14,7 +14,9 @@ from policyloop_common.events import (
     FeedbackSubmitted,
     PolicyGenerated,
     PolicyGenerationFailed,
+    PolicyReviewed,
     PolicySkipped,
+    ReviewAction,
 )
 
 
@@ -127,3 +129,34 @@ def test_with_a_catalogue_a_policy_naming_a_missing_column_is_held_for_review() 
     kept = DecisionMaker(index=PolicyIndex(), provider=right, catalogue=catalogue).decide(lesson)
     assert "unknown column systems.user_total in policy.correct_mapping" in held.decision.review_reasons
     assert kept.decision.review_reasons == []
+
+
+def test_re_analysis_decides_again_once_per_run_and_finds_the_lesson_it_already_learnt() -> None:
+    index = PolicyIndex()
+    maker = DecisionMaker(index=index, provider=OfflineProvider())
+    lesson = feedback("The column is total_users, there is no users column.")
+    first = maker.decide(lesson)
+    index.apply(first)
+    assert index.is_decided(lesson.feedback_id) and not index.is_decided(lesson.feedback_id, "run-1")
+    again = maker.decide(lesson, run_id="run-1")
+    # Its own policy is a candidate like any other: the same lesson is evidence it already counts, not a twin.
+    assert isinstance(again, PolicySkipped) and again.duplicate_of == first.policy.policy_id
+    assert again.reanalysis_run_id == "run-1" and first.reanalysis_run_id is None
+    index.apply(again)
+    assert index.get(first.policy.policy_id).support_count == 1
+    assert index.is_decided(lesson.feedback_id, "run-1") and not index.is_decided(lesson.feedback_id, "run-2")
+
+
+def test_re_analysis_after_a_rejection_writes_a_new_policy_held_for_review() -> None:
+    index = PolicyIndex()
+    maker = DecisionMaker(index=index, provider=OfflineProvider())
+    lesson = feedback("The column is total_users, there is no users column.")
+    first = maker.decide(lesson)
+    index.apply(first)
+    index.apply(PolicyReviewed(policy_id=first.policy.policy_id, action=ReviewAction.REJECT, reviewer="root",
+                               reviewed_at=datetime.now(UTC)))
+    again = maker.decide(lesson, run_id="run-1")
+    assert isinstance(again, PolicyGenerated) and again.reanalysis_run_id == "run-1"
+    # A run has its own policy id: the rejected policy and its history stay as they are.
+    assert again.policy.policy_id == policy_id_for(lesson.feedback_id, "run-1") != first.policy.policy_id
+    assert any("rejected" in reason for reason in again.decision.review_reasons)

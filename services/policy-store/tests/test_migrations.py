@@ -60,3 +60,31 @@ def test_usage_revision_upgrades_downgrades_and_upgrades_again(database_url: str
             "policy_id", "conversation_id", "message_id"]
     finally:
         engine.dispose()
+
+
+def columns(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def test_reanalysis_revision_upgrades_downgrades_and_upgrades_again(database_url: str) -> None:
+    upgrade(database_url, "0003")
+    assert "reanalysis_requests" not in tables(database_url)
+    upgrade(database_url, "0004")
+    expected = set(Base.metadata.tables["reanalysis_requests"].columns.keys())
+    assert columns(database_url, "reanalysis_requests") == expected
+    assert "reanalysis_run_id" in columns(database_url, "feedback")
+    engine = create_engine(database_url)
+    try:
+        assert inspect(engine).get_pk_constraint("reanalysis_requests")["constrained_columns"] == [
+            "run_id", "feedback_id"]
+    finally:
+        engine.dispose()
+    downgrade(database_url, "0003")
+    assert "reanalysis_requests" not in tables(database_url)
+    assert "reanalysis_run_id" not in columns(database_url, "feedback")
+    upgrade(database_url)
+    assert columns(database_url, "feedback") == set(Base.metadata.tables["feedback"].columns.keys())

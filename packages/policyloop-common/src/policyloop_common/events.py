@@ -15,6 +15,7 @@ FEEDBACK_SUBMITTED_TOPIC = "feedback.submitted.v1"
 POLICY_DECISIONS_TOPIC = "policy.decisions.v1"
 POLICY_REVIEWS_TOPIC = "policy.reviews.v1"
 POLICY_USAGE_TOPIC = "policy.usage.v1"
+FEEDBACK_REANALYSIS_TOPIC = "feedback.reanalysis.v1"
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
@@ -87,6 +88,25 @@ class FeedbackSubmitted(EventPayload):
     submitted_at: datetime
 
 
+class FeedbackReanalysisRequested(EventPayload):
+    """An operator asked the generator to decide a feedback again, with today's policies, model and catalogue.
+
+    Published by policy-store (``policy-store-admin reanalyze``, ``POST /v1/reanalysis``) keyed by the
+    feedback id. The event id is derived from ``run_id`` and the feedback id, so asking twice within one run is one
+    request; the generator decides each feedback once per run, and its decision events carry the run id.
+    """
+
+    ce_type: ClassVar[str] = "FeedbackReanalysisRequested"
+    topic: ClassVar[str] = FEEDBACK_REANALYSIS_TOPIC
+
+    run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    requested_by: SafeText = Field(min_length=1, max_length=256)
+    requested_at: datetime
+    reason: SafeText | None = Field(default=None, max_length=2000)
+    # The submission as the store keeps it: the generator needs nothing else to decide it again.
+    feedback: FeedbackSubmitted
+
+
 class DecisionKind(StrEnum):
     """What the generator decided for one feedback."""
 
@@ -154,6 +174,8 @@ class PolicyGenerated(EventPayload):
 
     policy: Policy
     decision: DecisionDetails
+    # Set when the decision answers a FeedbackReanalysisRequested of this run.
+    reanalysis_run_id: str | None = Field(default=None, max_length=64)
 
 
 class PolicySkipped(EventPayload):
@@ -166,6 +188,8 @@ class PolicySkipped(EventPayload):
     duplicate_of: str | None = None
     explanation: str = Field(default="", max_length=4000)
     decision: DecisionDetails
+    # Set when the decision answers a FeedbackReanalysisRequested of this run.
+    reanalysis_run_id: str | None = Field(default=None, max_length=64)
 
 
 class PolicyGenerationFailed(EventPayload):
@@ -177,6 +201,8 @@ class PolicyGenerationFailed(EventPayload):
     error_class: str = Field(max_length=256)
     error_message: str = Field(default="", max_length=4000)
     attempts: int = Field(ge=1)
+    # Set when the decision answers a FeedbackReanalysisRequested of this run.
+    reanalysis_run_id: str | None = Field(default=None, max_length=64)
 
 
 class ReviewAction(StrEnum):
@@ -334,13 +360,13 @@ class PolicyUsed(BaseModel):
 
 
 DecisionEvent = PolicyGenerated | PolicySkipped | PolicyGenerationFailed
-AnyEvent = (FeedbackSubmitted | PolicyGenerated | PolicySkipped | PolicyGenerationFailed | PolicyReviewed
-            | PolicyEdited | PolicyImported | PolicyUsed)
+AnyEvent = (FeedbackSubmitted | FeedbackReanalysisRequested | PolicyGenerated | PolicySkipped | PolicyGenerationFailed
+            | PolicyReviewed | PolicyEdited | PolicyImported | PolicyUsed)
 
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     model.ce_type: model
-    for model in (FeedbackSubmitted, PolicyGenerated, PolicySkipped, PolicyGenerationFailed, PolicyReviewed,
-                  PolicyEdited, PolicyImported, PolicyUsed)
+    for model in (FeedbackSubmitted, FeedbackReanalysisRequested, PolicyGenerated, PolicySkipped,
+                  PolicyGenerationFailed, PolicyReviewed, PolicyEdited, PolicyImported, PolicyUsed)
 }
 
 DecisionStatus = Literal["generated", "skipped", "failed"]

@@ -43,10 +43,12 @@ _WAKE_SECONDS = 0.1
 
 @dataclass(frozen=True)
 class Pending:
-    """A feedback of the batch to decide, with the traceparent it arrived with."""
+    """A feedback of the batch to decide, with the traceparent it arrived with, and the re-analysis run that
+    asked for it (None for a feedback as submitted)."""
 
     feedback: FeedbackSubmitted
     traceparent: str | None = None
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class BatchDecider:
     def _decide(self, item: Pending, policies: list[Policy], span: str, kind: SpanKind) -> Decided:
         started = time.perf_counter()
         with traced(span, item.traceparent, kind=kind, feedback_id=item.feedback.feedback_id) as traceparent:
-            event = self.maker.decide(item.feedback, policies)
+            event = self.maker.decide(item.feedback, policies, run_id=item.run_id)
             log.info("decision made", extra={"decision": type(event).ce_type, "kind": decision_kind(event),
                                              "span": span})
         return Decided(event=event, traceparent=traceparent, seconds=time.perf_counter() - started)

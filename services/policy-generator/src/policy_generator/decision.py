@@ -40,11 +40,14 @@ log = logging.getLogger(__name__)
 
 # Policy ids derive from the feedback that created them, so reprocessing a feedback yields the same id.
 _POLICY_NAMESPACE = uuid.UUID("0b8f5f0e-3c1d-4d8e-8f7a-5a2b1c9d7e60")
+# Taken out of service by a person.
+OUT_OF_SERVICE = (PolicyStatus.REJECTED, PolicyStatus.RETIRED)
 
 
-def policy_id_for(feedback_id: str) -> str:
-    """The id of the policy a feedback creates."""
-    return str(uuid.uuid5(_POLICY_NAMESPACE, feedback_id))
+def policy_id_for(feedback_id: str, run_id: str | None = None) -> str:
+    """The id of the policy a feedback creates; a re-analysis run makes its own, so the policy of the first
+    decision (perhaps rejected since) is never overwritten."""
+    return str(uuid.uuid5(_POLICY_NAMESPACE, feedback_id if run_id is None else f"{feedback_id}\n{run_id}"))
 
 
 def decision_kind(event: DecisionEvent) -> str:
@@ -65,11 +68,20 @@ class DecisionMaker:
     # Candidates by meaning as well, when EMBEDDINGS_MODEL is configured.
     embeddings: PolicyEmbeddings | None = None
 
-    def decide(self, feedback: FeedbackSubmitted, policies: Sequence[Policy] | None = None) -> DecisionEvent:
+    def decide(self, feedback: FeedbackSubmitted, policies: Sequence[Policy] | None = None, *,
+               run_id: str | None = None) -> DecisionEvent:
         """The decision event for ``feedback``; provider failures become PolicyGenerationFailed.
 
         ``policies`` are the known policies to rank candidates from; by default the index's, staged ones included.
+        ``run_id`` names the re-analysis run that asked for the decision; the event carries it. Deciding again
+        is deciding afresh: the feedback's earlier policy is a candidate like any other, so a lesson already
+        learnt comes back as a duplicate of it (evidence it already counts) instead of a second policy.
         """
+        known = self.index.policies() if policies is None else policies
+        event = self._decide(feedback, known, run_id)
+        return event if run_id is None else event.model_copy(update={"reanalysis_run_id": run_id})
+
+    def _decide(self, feedback: FeedbackSubmitted, known: Sequence[Policy], run_id: str | None) -> DecisionEvent:
         if feedback.rating is Rating.POSITIVE:
             return PolicySkipped(
                 feedback_id=feedback.feedback_id, reason=SkipReason.POSITIVE_FEEDBACK,
@@ -79,7 +91,6 @@ class DecisionMaker:
         context = build_context(feedback)
         # Screened before anything else: the findings travel with whatever is decided, for the reviewer's eyes.
         suspicious = input_findings(context)
-        known = self.index.policies() if policies is None else policies
         offline = rank_candidates(context, known, k=self.candidate_count)
         objects = sorted(schema_objects(" ".join([context.comment, *context.sql_queries])))
         best = offline[0].similarity if offline else None
@@ -130,12 +141,12 @@ class DecisionMaker:
         if verdict.verdict in (Verdict.NEW, Verdict.UPDATE, Verdict.SUPERSEDE) and verdict.policy is not None:
             now = datetime.now(UTC)
             policy = Policy(
-                **verdict.policy.model_dump(), policy_id=policy_id_for(feedback.feedback_id), version=1,
+                **verdict.policy.model_dump(), policy_id=policy_id_for(feedback.feedback_id, run_id), version=1,
                 status=PolicyStatus.PENDING_REVIEW, source_feedback_ids=[feedback.feedback_id], support_count=1,
                 created_at=now, updated_at=now,
                 generator=GeneratorInfo(provider=self.provider.name, model=self.provider.model),
             )
-            details["review_reasons"] = self._review_reasons(suspicious, policy)
+            details["review_reasons"] = self._review_reasons(suspicious, policy) + _rejected_before(feedback, known)
             kind = DecisionKind.NEW
             # A contradiction retires the old rule only through a policy that may be served as it is.
             if verdict.verdict is Verdict.SUPERSEDE and verdict.target is not None and not details["review_reasons"]:
@@ -170,3 +181,11 @@ class DecisionMaker:
         return DecisionDetails(kind=kind, provider=self.provider.name, model=self.provider.model,
                                explanation=explanation[:4000], candidate_policy_ids=candidate_ids or [],
                                best_similarity=best_similarity, schema_objects=schema_objects or [], **extra)
+
+
+def _rejected_before(feedback: FeedbackSubmitted, known: Sequence[Policy]) -> list[str]:
+    """A reviewer rejected or retired a policy this feedback gave before: a new one from it (a re-analysis)
+    waits for a reviewer too, rather than bring back a lesson someone took out of service."""
+    return [f"feedback re-analysed after its policy {policy.policy_id} was {policy.status.value}"
+            for policy in known if policy.status in OUT_OF_SERVICE
+            and feedback.feedback_id in policy.source_feedback_ids][:1]

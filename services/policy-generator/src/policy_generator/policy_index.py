@@ -33,6 +33,7 @@ class PolicyIndex:
         self._lock = threading.RLock()
         self._policies: dict[str, Policy] = {}
         self._decided: set[str] = set()
+        self._decided_in_runs: set[tuple[str, str]] = set()  # (feedback id, re-analysis run id)
         self._staged: list[IndexedEvent] = []
         self._superseded: set[str] = set()
 
@@ -58,12 +59,17 @@ class PolicyIndex:
         with self._lock:
             self._staged.clear()
 
-    def is_decided(self, feedback_id: str) -> bool:
-        """True when a decision for this feedback is committed or staged."""
+    def is_decided(self, feedback_id: str, run_id: str | None = None) -> bool:
+        """True when a decision for this feedback is committed or staged; with ``run_id``, a decision of that
+        re-analysis run."""
         with self._lock:
-            if feedback_id in self._decided:
-                return True
-            return any(getattr(event, "feedback_id", None) == feedback_id for event in self._staged)
+            if run_id is None:
+                committed = feedback_id in self._decided
+            else:
+                committed = (feedback_id, run_id) in self._decided_in_runs
+            return committed or any(getattr(event, "feedback_id", None) == feedback_id
+                                    and (run_id is None or getattr(event, "reanalysis_run_id", None) == run_id)
+                                    for event in self._staged)
 
     def policies(self) -> list[Policy]:
         """Every known policy with the staged changes applied."""
@@ -102,6 +108,8 @@ class PolicyIndex:
         # A failed generation is not a decision: the feedback may come back from the dead-letter topic.
         if not isinstance(event, PolicyGenerationFailed):
             self._decided.add(event.feedback_id)
+            if event.reanalysis_run_id is not None:
+                self._decided_in_runs.add((event.feedback_id, event.reanalysis_run_id))
         if isinstance(event, PolicyGenerated):
             current = self._policies.get(event.policy.policy_id)
             if current is None or event.policy.version >= current.version:

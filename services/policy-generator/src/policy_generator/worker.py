@@ -22,7 +22,12 @@ from policy_generator.decision import DecisionMaker, decision_kind
 from policy_generator.decision_threads import DecisionThreads
 from policy_generator.metrics import BATCHES_ABANDONED, DECISIONS, HELD_FOR_REVIEW, KNOWN_POLICIES, TRANSACTIONS
 from policyloop_common.cloudevents import OutgoingEvent, UnreadableEvent, decode, encode
-from policyloop_common.events import FeedbackSubmitted, PolicyGenerated, PolicyGenerationFailed
+from policyloop_common.events import (
+    FeedbackReanalysisRequested,
+    FeedbackSubmitted,
+    PolicyGenerated,
+    PolicyGenerationFailed,
+)
 from policyloop_common.kafka.batch_loop import BatchConsumerLoop
 from policyloop_common.kafka.dead_letters import dead_letter_for
 from policyloop_common.kafka.producer import produce_when_room
@@ -55,11 +60,12 @@ class GeneratorWorker(BatchConsumerLoop):
     service = "policy-generator"
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, transactional_id: str, feedback_topic: str,
-                 decisions_topic: str, decision_maker: DecisionMaker, batch_size: int = DEFAULT_BATCH_SIZE,
-                 poll_timeout: float = 1.0, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 decisions_topic: str, decision_maker: DecisionMaker, reanalysis_topic: str | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, poll_timeout: float = 1.0,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
                  shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS) -> None:
-        super().__init__(kafka, group_id=group_id, topics=[feedback_topic], batch_size=batch_size,
-                         poll_timeout=poll_timeout)
+        topics = [feedback_topic, *([reanalysis_topic] if reanalysis_topic else [])]
+        super().__init__(kafka, group_id=group_id, topics=topics, batch_size=batch_size, poll_timeout=poll_timeout)
         self._kafka = dict(kafka)
         self._transactional_id = transactional_id
         self._decisions_topic = decisions_topic
@@ -104,7 +110,7 @@ class GeneratorWorker(BatchConsumerLoop):
             # Fetched while the stop was requested: the next owner takes them rather than wait for their decisions.
             self.rewind(records)
             return
-        decided_ids: set[str] = set()
+        decided_ids: set[tuple[str, str | None]] = set()
         slots = [self._read(message, decided_ids) for message in records]
         try:
             decided = self._batch.decide([slot.pending for slot in slots if slot.pending is not None],
@@ -171,8 +177,8 @@ class GeneratorWorker(BatchConsumerLoop):
             log.warning("abort failed; recreating the producer", extra={"error": str(error)})
             self._producer = self._new_producer()
 
-    def _read(self, message: Message, decided_ids: set[str]) -> _Slot:
-        """Decode a record; ``decided_ids`` holds the feedback ids met earlier in the batch."""
+    def _read(self, message: Message, decided_ids: set[tuple[str, str | None]]) -> _Slot:
+        """Decode a record; ``decided_ids`` holds the (feedback id, re-analysis run) met earlier in the batch."""
         try:
             incoming = decode(value=message.value(), key=message.key(), headers=message.headers(),
                               topic=message.topic(), partition=message.partition(), offset=message.offset())
@@ -181,19 +187,29 @@ class GeneratorWorker(BatchConsumerLoop):
                         extra={"reason": error.reason, "offset": message.offset(), "partition": message.partition()})
             return _Slot(message, dead_letter=dead_letter_for(message, reason=error.reason, error=error.message),
                          dead_letter_reason=error.reason)
-        feedback = incoming.payload
-        if not isinstance(feedback, FeedbackSubmitted):
+        payload = incoming.payload
+        if isinstance(payload, FeedbackReanalysisRequested):
+            # Decided again once per run: a request published twice in one run is one decision.
+            feedback, run_id = payload.feedback, payload.run_id
+        elif isinstance(payload, FeedbackSubmitted):
+            feedback, run_id = payload, None
+        else:
             misplaced = f"{incoming.event_type} does not belong on {message.topic()}"
             return _Slot(message, dead_letter=dead_letter_for(message, reason="unexpected_type", error=misplaced),
                          dead_letter_reason="unexpected_type")
         EVENTS_CONSUMED.labels("policy-generator", message.topic(), incoming.event_type).inc()
         parent = incoming.extra_headers.get(KAFKA_TRACEPARENT)
-        if feedback.feedback_id in decided_ids or self._decider.index.is_decided(feedback.feedback_id):
+        if payload.feedback_id != feedback.feedback_id:
+            mismatch = f"request for {payload.feedback_id} carries feedback {feedback.feedback_id}"
+            return _Slot(message, dead_letter=dead_letter_for(message, reason="invalid_payload", error=mismatch),
+                         dead_letter_reason="invalid_payload")
+        key = (feedback.feedback_id, run_id)
+        if key in decided_ids or self._decider.index.is_decided(feedback.feedback_id, run_id):
             with traced("feedback.decide", parent, kind=SpanKind.CONSUMER, feedback_id=feedback.feedback_id):
-                log.info("feedback already decided; redelivery ignored")
+                log.info("feedback already decided; redelivery ignored", extra={"reanalysis_run_id": run_id})
             return _Slot(message)
-        decided_ids.add(feedback.feedback_id)
-        return _Slot(message, pending=Pending(feedback=feedback, traceparent=parent))
+        decided_ids.add(key)
+        return _Slot(message, pending=Pending(feedback=feedback, traceparent=parent, run_id=run_id))
 
     def _publish(self, message: Message, result: Decided) -> None:
         decision = result.event

@@ -7,6 +7,10 @@
     policy-store-admin export [--status active …] [--output policies.json]
     policy-store-admin import policies.json
     policy-store-admin rebuild --target-database-url postgresql+psycopg://…/policyloop_rebuilt [--resume]
+    policy-store-admin reanalyze [FEEDBACK_ID …] [--all] [--status S …] [--reason R …] [--submitted-after ISO]
+                                 [--submitted-before ISO] [--run-id ID] [--why TEXT] [--page-size 500]
+                                 [--wait] [--timeout 600]
+    policy-store-admin reanalyze --run-id ID --wait       (follow a run already requested)
 
 Everything but ``rebuild`` goes through policy-store's HTTP API (``POLICY_STORE_URL``), so an operator's action is
 checked, recorded in the history and published to Kafka exactly like a reviewer's. The token is
@@ -23,6 +27,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -217,6 +222,118 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
     print(json.dumps(report.as_dict()))
 
 
+# How often ``reanalyze --wait`` asks how far the run is.
+POLL_SECONDS = 2.0
+MAX_IDS_PER_CALL = 1000
+
+
+def cmd_reanalyze(args: argparse.Namespace) -> None:
+    """Request re-analysis page by page through the API, then, with ``--wait``, follow the run until decided."""
+    from policy_store.reanalysis import new_run_id
+
+    selection = _reanalysis_selection(args)
+    if not selection and not args.all and not (args.run_id and args.wait):
+        args.usage_error("name the feedback to re-analyse (ids, --status, --reason, --submitted-after/-before), "
+                         "or --all; or follow a run with --run-id ID --wait")
+    client = _client(args)
+    # Chosen here, not by the server: a page that fails can be retried in the same run, which changes nothing.
+    run_id = args.run_id or new_run_id()
+    summary: dict = {"run_id": run_id, "status_url": f"/v1/reanalysis/{run_id}"}
+    if selection or args.all:
+        summary.update(_request_run(client, run_id, selection, args))
+        err.print(f"run {run_id}: {summary['requested']} feedbacks requested"
+                  + (f", {len(summary['skipped_ids'])} skipped" if summary["skipped_ids"] else ""))
+        if summary["requested"] == 0 and not args.run_id:
+            err.print("nothing to re-analyse: no feedback matches (negative, with its submission stored)")
+            print(json.dumps(summary, ensure_ascii=False))
+            return
+        if not args.wait:
+            err.print(f"follow it: policy-store-admin reanalyze --run-id {run_id} --wait "
+                      f"(or GET {args.store_url.rstrip('/')}/v1/reanalysis/{run_id})")
+    if args.wait:
+        status = _wait_for_run(client, run_id, args.timeout)
+        summary["run"] = status
+        _print_outcomes(status)
+        if not status["done"]:
+            print(json.dumps(summary, ensure_ascii=False))
+            raise CommandFailed(f"run {run_id}: {status['requested'] - status['decided']} of {status['requested']} "
+                                f"not decided after {args.timeout:g}s; it goes on — follow it again with "
+                                f"--run-id {run_id} --wait")
+    print(json.dumps(summary, ensure_ascii=False))
+
+
+def _reanalysis_selection(args: argparse.Namespace) -> dict:
+    """The request body's filters from the command line; empty when none is given."""
+    selection = {"feedback_ids": args.feedback_ids or None, "statuses": args.status, "reasons": args.reason,
+                 "submitted_after": args.submitted_after, "submitted_before": args.submitted_before}
+    return {name: value for name, value in selection.items() if value}
+
+
+def _request_run(client: StoreClient, run_id: str, selection: dict, args: argparse.Namespace) -> dict:
+    """Every page of the selection requested in run ``run_id``; what was requested and skipped."""
+    body = {**selection, "run_id": run_id, "all": args.all, "limit": args.page_size,
+            **({"reason": args.why} if args.why else {})}
+    ids = selection.get("feedback_ids") or []
+    # The API takes up to MAX_IDS_PER_CALL ids per selection; more are requested a slice at a time.
+    bodies = [{**body, "feedback_ids": ids[start:start + MAX_IDS_PER_CALL]}
+              for start in range(0, len(ids), MAX_IDS_PER_CALL)] or [body]
+    requested, skipped, total = 0, [], 0
+    with _progress() as progress:
+        task = progress.add_task("requesting", total=None)
+        for sliced in bodies:
+            cursor = None
+            while True:
+                try:
+                    page = client.request("POST", "/v1/reanalysis", json={**sliced, "cursor": cursor}).json()
+                except CommandFailed as error:
+                    raise CommandFailed(f"{error} — {requested} requested so far; run the same command with "
+                                        f"--run-id {run_id} to go on (requests already made change nothing)"
+                                        ) from error
+                requested += page["requested"]
+                skipped += page["skipped_ids"]
+                if cursor is None:
+                    total += page["selected"]
+                # Feedback submitted meanwhile may join the pages still to come: the bar never ends before the work.
+                progress.update(task, completed=requested, total=max(total, requested))
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+    return {"requested": requested, "selected": total, "skipped_ids": skipped}
+
+
+def _wait_for_run(client: StoreClient, run_id: str, timeout: float) -> dict:
+    """The run's status once every request is decided, or when ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    with _progress() as progress:
+        task = progress.add_task("deciding", total=None)
+        while True:
+            status = client.request("GET", f"/v1/reanalysis/{_path(run_id)}").json()
+            progress.update(task, completed=status["decided"], total=status["requested"])
+            if status["done"] or time.monotonic() >= deadline:
+                return status
+            time.sleep(POLL_SECONDS)
+
+
+def _print_outcomes(status: dict) -> None:
+    table = Table(title=f"{status['decided']} of {status['requested']} decided")
+    table.add_column("outcome")
+    table.add_column("feedbacks", justify="right")
+    for outcome, count in status["outcomes"].items():
+        table.add_row(outcome, str(count))
+    if status.get("policies_created"):
+        table.add_row("new policies", str(len(status["policies_created"])))
+    err.print(table)
+
+
+def _timestamp(text: str) -> str:
+    """An ISO 8601 time for the API; one without a zone is read as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from error
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
 def _progress() -> Progress:
     # On stderr, so that stdout stays machine-readable (JSON) for scripts.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -274,6 +391,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="SQLAlchemy URL of the database to fill (created tables by migration; must be empty)")
     rebuild.add_argument("--resume", action="store_true", help="continue an interrupted rebuild of this database")
     rebuild.set_defaults(handler=cmd_rebuild)
+
+    reanalyze = commands.add_parser("reanalyze", help="have the generator decide feedback again (a run)")
+    reanalyze.add_argument("feedback_ids", nargs="*", metavar="FEEDBACK_ID", help="these feedbacks")
+    reanalyze.add_argument("--all", action="store_true", help="every feedback that can be re-analysed")
+    reanalyze.add_argument("--status", action="append", choices=["pending", "generated", "skipped", "failed"],
+                           help="feedback whose status is this (repeatable)")
+    reanalyze.add_argument("--reason", action="append", metavar="REASON",
+                           help="feedback skipped or failed for this reason, e.g. not_actionable (repeatable)")
+    reanalyze.add_argument("--submitted-after", type=_timestamp, metavar="ISO",
+                           help="submitted at or after this time (UTC if no zone)")
+    reanalyze.add_argument("--submitted-before", type=_timestamp, metavar="ISO",
+                           help="submitted before this time (UTC if no zone)")
+    reanalyze.add_argument("--run-id", metavar="ID",
+                           help="repeat or resume this run (default: a new rrun-<time>-<hex>)")
+    reanalyze.add_argument("--why", metavar="TEXT", help="why the run is made; kept with each request")
+    reanalyze.add_argument("--page-size", type=int, default=500, choices=range(1, 1001), metavar="1..1000",
+                           help="feedbacks requested per API call (default 500)")
+    reanalyze.add_argument("--wait", action="store_true", help="then follow the run until every request is decided")
+    reanalyze.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                           help="seconds --wait follows the run before giving up with exit 1 (default 600)")
+    reanalyze.set_defaults(handler=cmd_reanalyze, usage_error=reanalyze.error)
     return parser
 
 

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
 from policy_store.admin import router as admin_router
-from policy_store.api.routes import effectiveness, feedback, policies, policy_edit, policy_import, usage
+from policy_store.api.routes import effectiveness, feedback, policies, policy_edit, policy_import, reanalysis, usage
 from policy_store.auto_retirement import AutoRetirement
 from policy_store.consumer import StoreConsumer
 from policy_store.core.config import StoreSettings
@@ -61,7 +61,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         settings=settings, title="policyloop policy-store", lifespan=lifespan,
         description="Feedback status, policies for the assistant, review actions, usage and effectiveness.",
         routers=[feedback.router, policies.router, policy_edit.router, policy_import.router, usage.router,
-                 effectiveness.router],
+                 effectiveness.router, reanalysis.router],
         readiness=lambda app: {
             "database": lambda: database_reachable(engine),
             "kafka": lambda: app.state.publisher.broker_reachable(),

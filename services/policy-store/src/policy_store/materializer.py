@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -18,11 +18,14 @@ from policy_store.models import (
     PolicyRecord,
     PolicyUsage,
     ProcessedEvent,
+    ReanalysisRequest,
 )
 from policy_store.serialization import policy_document
 from policyloop_common.cloudevents import IncomingEvent
 from policyloop_common.events import (
     REVIEW_OUTCOME,
+    DecisionEvent,
+    FeedbackReanalysisRequested,
     FeedbackSubmitted,
     PolicyEdited,
     PolicyGenerated,
@@ -73,6 +76,8 @@ class Materializer:
             self._policy_imported(session, payload, event.event_id)
         elif isinstance(payload, PolicyGenerated | PolicySkipped | PolicyGenerationFailed):
             self._decision(session, payload, event)
+        elif isinstance(payload, FeedbackReanalysisRequested):
+            self._reanalysis_requested(session, payload, event.event_id)
         return True
 
     def _feedback_submitted(self, session: Session, event: FeedbackSubmitted) -> None:
@@ -113,32 +118,94 @@ class Materializer:
         return session.execute(select(FeedbackRecord).where(FeedbackRecord.feedback_id == feedback_id)
                                .with_for_update()).scalar_one()
 
-    def _decision(self, session: Session, event: PolicyGenerated | PolicySkipped | PolicyGenerationFailed,
-                  incoming: IncomingEvent) -> None:
+    def _decision(self, session: Session, event: DecisionEvent, incoming: IncomingEvent) -> None:
         feedback = self._feedback_row(session, event.feedback_id)
-        # "failed" is not final: a feedback replayed from the dead-letter topic gets its real decision later.
-        if feedback.status not in ("pending", "failed"):
-            log.warning("second decision for a decided feedback ignored",
-                        extra={"feedback_id": event.feedback_id, "event_id": incoming.event_id})
-            return
-        feedback.decided_at, feedback.reason = incoming.time, None
+        run_id = event.reanalysis_run_id
+        if run_id is None:
+            # "failed" is not final: a feedback replayed from the dead-letter topic gets its real decision later.
+            if feedback.status in ("pending", "failed"):
+                self._show_decision(feedback, event, incoming.time)
+            elif feedback.reanalysis_run_id is None:
+                log.warning("second decision for a decided feedback ignored",
+                            extra={"feedback_id": event.feedback_id, "event_id": incoming.event_id})
+                return
+            else:
+                # A re-analysis of a feedback still pending overtook its first decision: the row keeps the
+                # re-analysis, but the policy the generator wrote (and indexed) exists here too.
+                log.info("first decision after a re-analysis decision; its policy effects only",
+                         extra={"feedback_id": event.feedback_id, "event_id": incoming.event_id})
+        else:
+            self._reanalysis_decided(session, event, incoming)
+            # Re-analysis decisions replace the one shown, unless it is a later one (an older run's arriving late).
+            if _shows_later_decision(feedback, incoming.time, run_id):
+                log.info("re-analysis decision older than the one shown; recorded for its run only",
+                         extra={"feedback_id": event.feedback_id, "event_id": incoming.event_id, "run_id": run_id})
+            else:
+                self._show_decision(feedback, event, incoming.time)
+        self._decision_effects(session, event, incoming)
+
+    @staticmethod
+    def _show_decision(feedback: FeedbackRecord, event: DecisionEvent, at: datetime) -> None:
+        """The feedback row shows ``event``: every decision field is set, none is kept from an earlier one."""
+        feedback.decided_at, feedback.reanalysis_run_id = at, event.reanalysis_run_id
+        feedback.reason = feedback.policy_id = feedback.duplicate_of = None
         if isinstance(event, PolicyGenerated):
             feedback.status, feedback.policy_id = "generated", event.policy.policy_id
             feedback.decision = event.decision.model_dump(mode="json")
-            self._policy_generated(session, event.policy, incoming,
-                                   needs_review=bool(event.decision.review_reasons), spent=event.decision.usage)
-            for replaced in event.decision.supersedes:
-                self._superseded_by_generator(session, replaced, event, incoming)
         elif isinstance(event, PolicySkipped):
             feedback.status, feedback.reason = "skipped", event.reason.value
             feedback.decision = {**event.decision.model_dump(mode="json"), "explanation": event.explanation}
             if event.reason is SkipReason.DUPLICATE_POLICY and event.duplicate_of:
                 feedback.duplicate_of = feedback.policy_id = event.duplicate_of
-                self._add_evidence(session, event.duplicate_of, event.feedback_id, incoming)
         else:
             feedback.status, feedback.reason = "failed", event.error_class
             feedback.decision = {"error_class": event.error_class, "error_message": event.error_message,
                                  "attempts": event.attempts}
+
+    def _decision_effects(self, session: Session, event: DecisionEvent, incoming: IncomingEvent) -> None:
+        """What a decision does to policies: a new policy or version, evidence, supersedes; each idempotent."""
+        if isinstance(event, PolicyGenerated):
+            self._policy_generated(session, event.policy, incoming,
+                                   needs_review=bool(event.decision.review_reasons), spent=event.decision.usage)
+            for replaced in event.decision.supersedes:
+                self._superseded_by_generator(session, replaced, event, incoming)
+        elif (isinstance(event, PolicySkipped) and event.reason is SkipReason.DUPLICATE_POLICY
+              and event.duplicate_of):
+            if event.reanalysis_run_id is not None and self._counts_already(session, event.duplicate_of,
+                                                                             event.feedback_id):
+                return  # re-analysis found the lesson it already counts for: support stays as it is
+            self._add_evidence(session, event.duplicate_of, event.feedback_id, incoming)
+
+    @staticmethod
+    def _counts_already(session: Session, policy_id: str, feedback_id: str) -> bool:
+        """True when the policy exists and lists the feedback among its sources (its own or as evidence)."""
+        record = session.get(PolicyRecord, policy_id)
+        return record is not None and feedback_id in record.source_feedback_ids
+
+    def _reanalysis_requested(self, session: Session, event: FeedbackReanalysisRequested, event_id: str) -> None:
+        """The request's columns of its row; a decision applied before it keeps its own columns."""
+        fields = dict(requested_by=event.requested_by, requested_at=event.requested_at, reason=event.reason,
+                      event_id=event_id)
+        session.execute(insert(ReanalysisRequest).values(run_id=event.run_id, feedback_id=event.feedback_id, **fields)
+                        .on_conflict_do_update(index_elements=["run_id", "feedback_id"], set_=fields))
+
+    def _reanalysis_decided(self, session: Session, event: DecisionEvent, incoming: IncomingEvent) -> None:
+        """The decision's columns of its run's row, whether or not the request was applied yet."""
+        if isinstance(event, PolicyGenerated):
+            outcome, policy_id = "generated", event.policy.policy_id
+        elif isinstance(event, PolicySkipped):
+            outcome = "skipped"
+            policy_id = event.duplicate_of if event.reason is SkipReason.DUPLICATE_POLICY else None
+        else:
+            outcome, policy_id = "failed", None
+        fields = dict(outcome=outcome, policy_id=policy_id, decided_at=incoming.time,
+                      decision_event_id=incoming.event_id)
+        # A feedback decided twice within a run (its failed request replayed) keeps the later decision.
+        session.execute(insert(ReanalysisRequest)
+                        .values(run_id=event.reanalysis_run_id, feedback_id=event.feedback_id, **fields)
+                        .on_conflict_do_update(index_elements=["run_id", "feedback_id"], set_=fields,
+                                               where=or_(ReanalysisRequest.decided_at.is_(None),
+                                                         ReanalysisRequest.decided_at <= incoming.time)))
 
     def _policy_generated(self, session: Session, policy: Policy, incoming: IncomingEvent,
                           needs_review: bool = False, spent: TokenUsage | None = None) -> None:
@@ -354,3 +421,11 @@ class Materializer:
         session.add(PolicyHistory(policy_id=record.policy_id, version=version or record.version, action=action,
                                   actor=actor, reason=reason, at=at or datetime.now(UTC), event_id=event_id,
                                   snapshot=policy_document(record)))
+
+
+def _shows_later_decision(feedback: FeedbackRecord, at: datetime, run_id: str) -> bool:
+    """True when the row shows a decision made after ``at`` (ties go to the greater run id, so that the result
+    does not depend on the order in which two runs' decisions are applied)."""
+    if feedback.decided_at is None:
+        return False
+    return (feedback.decided_at, feedback.reanalysis_run_id or "") > (at, run_id)

@@ -1,4 +1,4 @@
-"""Tables of the store: feedback, policies, their history, evidence and usage, and processed events."""
+"""Tables of the store: feedback, policies, their history, evidence and usage, re-analysis runs, processed events."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class FeedbackRecord(Base):
     duplicate_of: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The re-analysis run whose decision the row shows; null while it shows the feedback's first decision.
+    reanalysis_run_id: Mapped[str | None] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
@@ -119,6 +121,29 @@ class PolicyUsage(Base):
     event_id: Mapped[str] = mapped_column(String(128))
 
     __table_args__ = (Index("ix_policy_usage_message", "conversation_id", "message_id"),)
+
+
+class ReanalysisRequest(Base):
+    """One feedback asked to be decided again within one run, and the decision that answered it.
+
+    The request (``FeedbackReanalysisRequested``) and its decision travel on different topics, so either may be
+    applied first: each fills only its own columns.
+    """
+
+    __tablename__ = "reanalysis_requests"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    feedback_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requested_by: Mapped[str | None] = mapped_column(String(256))
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # generated | skipped | failed
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    # The policy generated, or the one a duplicate was folded into.
+    policy_id: Mapped[str | None] = mapped_column(String(64))
+    decision_event_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class ProcessedEvent(Base):

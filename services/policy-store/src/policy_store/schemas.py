@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from policyloop_common.errors import error_responses
 from policyloop_common.events import MAX_TEXT, UsedPolicyIds
@@ -155,3 +155,70 @@ class PolicyEffectiveness(BaseModel):
     harmful: bool
     retirement_suggested: bool
     signals: list[str]
+
+
+MAX_REANALYSIS_IDS = 1000
+MAX_REANALYSIS_PAGE = 1000
+
+
+class ReanalysisRunRequest(BaseModel):
+    """``POST /v1/reanalysis``: which feedback to decide again, in which run, one page per call.
+
+    Without a filter ``all`` must be true, so that an empty body never re-runs everything.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+                               description="the run to add to (repeat or resume); a new one when absent")
+    feedback_ids: list[Annotated[SafeText, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_REANALYSIS_IDS)
+    statuses: list[Literal["pending", "generated", "skipped", "failed"]] | None = Field(default=None, min_length=1)
+    reasons: list[Annotated[SafeText, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=50, description="not_actionable, duplicate_policy, an error class, …")
+    submitted_after: AwareDatetime | None = Field(default=None, description="inclusive")
+    submitted_before: AwareDatetime | None = Field(default=None, description="exclusive")
+    all: bool = Field(default=False, description="required when no filter is given")
+    reason: SafeText | None = Field(default=None, max_length=2000, description="why the run is made")
+    limit: int = Field(default=500, ge=1, le=MAX_REANALYSIS_PAGE)
+    cursor: str | None = Field(default=None, max_length=512)
+
+    @model_validator(mode="after")
+    def _says_what_to_reanalyse(self) -> ReanalysisRunRequest:
+        filters = (self.feedback_ids, self.statuses, self.reasons, self.submitted_after, self.submitted_before)
+        if not self.all and all(value is None for value in filters):
+            raise ValueError("name what to re-analyse (feedback_ids, statuses, reasons, submitted_after, "
+                             "submitted_before), or set all: true for every feedback that can be")
+        return self
+
+
+class ReanalysisAccepted(BaseModel):
+    """``202``: one page of the selection is requested (in Kafka and recorded here); ``next_cursor`` continues."""
+
+    run_id: str
+    requested: int
+    selected: int = Field(description="feedback matching the selection now, every page together")
+    next_cursor: str | None
+    status_url: str
+    skipped_ids: list[str] = Field(default_factory=list, description=(
+        "ids asked for that cannot be re-analysed (unknown, positive, submission not stored), on the first page; "
+        "and rows of this page whose stored submission is no longer valid"))
+
+
+class ReanalysisOutcomes(BaseModel):
+    """How the decided requests of a run came out."""
+
+    generated: int
+    skipped: int
+    failed: int
+
+
+class ReanalysisRunStatus(BaseModel):
+    """``GET /v1/reanalysis/{run_id}``: how far a run is."""
+
+    run_id: str
+    requested: int
+    decided: int
+    outcomes: ReanalysisOutcomes
+    policies_created: list[str] = Field(description="policies first written by a decision of this run (up to 1000)")
+    done: bool

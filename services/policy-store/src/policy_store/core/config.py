@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from policyloop_common.events import (
+    FEEDBACK_REANALYSIS_TOPIC,
     FEEDBACK_SUBMITTED_TOPIC,
     POLICY_DECISIONS_TOPIC,
     POLICY_REVIEWS_TOPIC,
@@ -27,11 +28,14 @@ class StoreSettings(ServiceSettings):
     decisions_topic: str = POLICY_DECISIONS_TOPIC
     reviews_topic: str = POLICY_REVIEWS_TOPIC
     usage_topic: str = POLICY_USAGE_TOPIC
+    # Where the store publishes FeedbackReanalysisRequested (and reads it back: a run's requests are state too).
+    reanalysis_topic: str = FEEDBACK_REANALYSIS_TOPIC
 
     @property
     def consumed_topics(self) -> list[str]:
         """Every topic the store materializes: what its consumer reads and a rebuild replays."""
-        return [self.feedback_topic, self.decisions_topic, self.reviews_topic, self.usage_topic]
+        return [self.feedback_topic, self.decisions_topic, self.reviews_topic, self.usage_topic,
+                self.reanalysis_topic]
 
     store_batch_size: int = Field(default=500, ge=1, le=5000)
     store_poll_timeout_seconds: float = Field(default=0.5, gt=0)

@@ -12,7 +12,6 @@ from pathlib import Path
 from policyloop_common.cloudevents import SPEC_VERSION
 from policyloop_common.events import (
     EVENT_TYPES,
-    FEEDBACK_REANALYSIS_TOPIC,
     FEEDBACK_SUBMITTED_TOPIC,
     POLICY_DECISIONS_TOPIC,
     POLICY_REVIEWS_TOPIC,
@@ -70,11 +69,10 @@ def asyncapi() -> dict:
         for ce_type, model in EVENT_TYPES.items()
     }
     topics = {
-        FEEDBACK_SUBMITTED_TOPIC: ["FeedbackSubmitted"],
+        FEEDBACK_SUBMITTED_TOPIC: ["FeedbackSubmitted", "FeedbackReanalysisRequested"],
         POLICY_DECISIONS_TOPIC: ["PolicyGenerated", "PolicySkipped", "PolicyGenerationFailed"],
         POLICY_REVIEWS_TOPIC: ["PolicyReviewed", "PolicyEdited", "PolicyImported"],
         POLICY_USAGE_TOPIC: ["PolicyUsed"],
-        FEEDBACK_REANALYSIS_TOPIC: ["FeedbackReanalysisRequested"],
     }
     channels = {}
     for topic, types in topics.items():
@@ -96,8 +94,6 @@ def asyncapi() -> dict:
             "publishDecisions": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_DECISIONS_TOPIC}"}},
             "publishReviews": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_REVIEWS_TOPIC}"}},
             "publishUsage": {"action": "send", "channel": {"$ref": f"#/channels/{POLICY_USAGE_TOPIC}"}},
-            "requestReanalysis": {"action": "send",
-                                  "channel": {"$ref": f"#/channels/{FEEDBACK_REANALYSIS_TOPIC}"}},
         },
         "components": {"messages": messages},
     }

@@ -49,11 +49,10 @@ class Topics:
         self.feedback = f"feedback-{suffix}"
         self.decisions = f"decisions-{suffix}"
         self.reviews = f"reviews-{suffix}"
-        self.reanalysis = f"reanalysis-{suffix}"
 
     def all(self) -> list[str]:
         """Every topic with its dead-letter topic."""
-        return all_topics([self.feedback, self.decisions, self.reviews, self.reanalysis])
+        return all_topics([self.feedback, self.decisions, self.reviews])
 
 
 @pytest.fixture
@@ -85,8 +84,8 @@ class RunningGenerator:
         decider = DecisionMaker(index=self.index, provider=provider or OfflineProvider())
         options = {"batch_size": 20, "poll_timeout": 0.2, **worker_options}
         self.worker = GeneratorWorker(kafka, group_id=group, transactional_id=transactional_id or f"tx-{group}",
-                                      feedback_topic=topics.feedback, reanalysis_topic=topics.reanalysis,
-                                      decisions_topic=topics.decisions, decision_maker=decider, **options)
+                                      feedback_topic=topics.feedback, decisions_topic=topics.decisions,
+                                      decision_maker=decider, **options)
         self.worker.start()
 
     def stop(self) -> None:
@@ -415,9 +414,9 @@ def test_re_analysis_decides_a_feedback_again_once_per_run(kafka_bootstrap: str,
     [first] = decisions_for(kafka_bootstrap, topics.decisions, 1)
     assert isinstance(first.payload, PolicyGenerated)
     # The same run asked twice (two records, two event ids), then a second run.
-    publish(kafka_bootstrap, topics.reanalysis, reanalysis(lesson, "run-1"), reanalysis(lesson, "run-1"))
+    publish(kafka_bootstrap, topics.feedback, reanalysis(lesson, "run-1"), reanalysis(lesson, "run-1"))
     decisions_for(kafka_bootstrap, topics.decisions, 2)
-    publish(kafka_bootstrap, topics.reanalysis, reanalysis(lesson, "run-2"))
+    publish(kafka_bootstrap, topics.feedback, reanalysis(lesson, "run-2"))
     events = decisions_for(kafka_bootstrap, topics.decisions, 3)
     runs = [event.payload.reanalysis_run_id for event in events]
     assert sorted(runs, key=str) == sorted([None, "run-1", "run-2"], key=str), runs

@@ -61,8 +61,8 @@ def _store(settings: StoreSettings, bootstrap: str) -> tuple[TestClient, Durable
 @pytest.fixture
 def settings(migrated_url: str, kafka_bootstrap: str, unique_name: str) -> StoreSettings:
     configured = _settings(database_url=migrated_url, kafka_bootstrap_servers=kafka_bootstrap,
-                           reanalysis_topic=f"reanalysis-{unique_name}")
-    ensure_topics({"bootstrap.servers": kafka_bootstrap}, [configured.reanalysis_topic], partitions=3)
+                           feedback_topic=f"feedback-{unique_name}")
+    ensure_topics({"bootstrap.servers": kafka_bootstrap}, [configured.feedback_topic], partitions=3)
     return configured
 
 
@@ -117,7 +117,7 @@ def test_requests_are_published_page_by_page_recorded_at_once_and_followed_to_do
     assert status == {"run_id": run_id, "requested": 3, "decided": 0,
                       "outcomes": {"generated": 0, "skipped": 0, "failed": 0}, "policies_created": [], "done": False}
 
-    events = read_events(settings.kafka_bootstrap_servers, settings.reanalysis_topic)
+    events = read_events(settings.kafka_bootstrap_servers, settings.feedback_topic)
     assert sorted((event.key, event.event_id) for event in events) == sorted(
         (f, request_event_id(run_id, f)) for f in ("f1", "f2", "f3"))
     with feedback.app.state.session_factory() as session:
@@ -149,7 +149,7 @@ def test_asking_again_in_the_same_run_publishes_the_same_events_and_records_noth
     for _ in range(2):
         answer = feedback.post("/v1/reanalysis", json=body, headers=ADMIN)
         assert answer.status_code == 202 and answer.json()["requested"] == 2
-    events = read_events(settings.kafka_bootstrap_servers, settings.reanalysis_topic)
+    events = read_events(settings.kafka_bootstrap_servers, settings.feedback_topic)
     assert sorted(event.event_id for event in events) == sorted(
         [request_event_id("rerun-2026-12", "f1"), request_event_id("rerun-2026-12", "f3")] * 2)
     with feedback.app.state.session_factory() as session:

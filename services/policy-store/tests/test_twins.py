@@ -11,7 +11,7 @@ from policy_store.materializer import Materializer
 from policy_store.models import PolicyRecord
 from policy_store.twins import find_twin
 from policyloop_common.cloudevents import decode, encode
-from policyloop_common.events import DecisionDetails, DecisionKind, PolicyGenerated
+from policyloop_common.events import DecisionDetails, DecisionKind, PolicyGenerated, PolicyImported
 from policyloop_common.policy import GeneratorInfo, Policy
 
 pytestmark = pytest.mark.integration
@@ -79,3 +79,16 @@ def test_contradicting_mappings_and_other_categories_are_not_twins(sessions) -> 
 def test_a_twin_is_looked_for_only_within_the_window(sessions) -> None:
     _stored(sessions, _value_lesson("long-ago", 0, "retired"), _value_lesson("now", 600, "retired"))
     assert _twin_of(sessions, "now") is None
+
+
+def test_an_imported_policy_of_the_same_lesson_is_no_twin(sessions) -> None:
+    """An operator brought it in on purpose; the generated one is for a reviewer to weigh against it."""
+    materializer = Materializer()
+    imported = _value_lesson("imported", 0, "retired").model_copy(update={"status": "active"})
+    out = encode(PolicyImported(policy=imported, importer="root", imported_at=NOW), source="/test")
+    with sessions() as session, session.begin():
+        materializer.apply(session, decode(value=out.value, key=out.key, headers=out.headers, topic=out.topic,
+                                           partition=0, offset=1))
+    _stored(sessions, _value_lesson("generated", 3, "retired"))
+    assert _twin_of(sessions, "generated") is None
+

@@ -15,7 +15,6 @@ FEEDBACK_SUBMITTED_TOPIC = "feedback.submitted.v1"
 POLICY_DECISIONS_TOPIC = "policy.decisions.v1"
 POLICY_REVIEWS_TOPIC = "policy.reviews.v1"
 POLICY_USAGE_TOPIC = "policy.usage.v1"
-FEEDBACK_REANALYSIS_TOPIC = "feedback.reanalysis.v1"
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
@@ -91,13 +90,15 @@ class FeedbackSubmitted(EventPayload):
 class FeedbackReanalysisRequested(EventPayload):
     """An operator asked the generator to decide a feedback again, with today's policies, model and catalogue.
 
-    Published by policy-store (``policy-store-admin reanalyze``, ``POST /v1/reanalysis``) keyed by the
-    feedback id. The event id is derived from ``run_id`` and the feedback id, so asking twice within one run is one
-    request; the generator decides each feedback once per run, and its decision events carry the run id.
+    Published by policy-store (``policy-store-admin reanalyze``, ``POST /v1/reanalysis``) on the feedback topic,
+    keyed by the feedback id: one queue of feedback to decide, so a request follows its feedback's submission on the
+    same partition and the generators' partitions carry both evenly. The event id is derived from ``run_id`` and
+    the feedback id, so asking twice within one run is one request; the generator decides each feedback once per
+    run, and its decision events carry the run id.
     """
 
     ce_type: ClassVar[str] = "FeedbackReanalysisRequested"
-    topic: ClassVar[str] = FEEDBACK_REANALYSIS_TOPIC
+    topic: ClassVar[str] = FEEDBACK_SUBMITTED_TOPIC
 
     run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     requested_by: SafeText = Field(min_length=1, max_length=256)

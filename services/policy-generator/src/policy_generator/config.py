@@ -9,12 +9,7 @@ from pydantic import Field
 
 from policy_generator.dedup import DUPLICATE_THRESHOLD, FAST_PATH_THRESHOLD
 from policy_generator.worker import DEFAULT_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SHUTDOWN_SECONDS
-from policyloop_common.events import (
-    FEEDBACK_REANALYSIS_TOPIC,
-    FEEDBACK_SUBMITTED_TOPIC,
-    POLICY_DECISIONS_TOPIC,
-    POLICY_REVIEWS_TOPIC,
-)
+from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC
 from policyloop_common.settings import ServiceSettings
 
 
@@ -28,9 +23,8 @@ class GeneratorSettings(ServiceSettings):
     generator_group_id: str = "policy-generator"
     # Stable per instance (a StatefulSet pod name, say) so that a restarted instance fences its zombie.
     generator_transactional_id: str = Field(default_factory=lambda: f"policy-generator-{socket.gethostname()}")
+    # Feedback to decide: submissions, and operators' requests to decide one again (policy-store-admin reanalyze).
     feedback_topic: str = FEEDBACK_SUBMITTED_TOPIC
-    # Operators' requests to decide a feedback again (policy-store-admin reanalyze), consumed with the feedback.
-    reanalysis_topic: str = FEEDBACK_REANALYSIS_TOPIC
     decisions_topic: str = POLICY_DECISIONS_TOPIC
     reviews_topic: str = POLICY_REVIEWS_TOPIC
     # Records per transaction. Equal to the default of GENERATOR_MAX_IN_FLIGHT, so a full batch is decided in one

@@ -51,8 +51,7 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
                                 embeddings=embeddings)
         worker = GeneratorWorker(kafka, group_id=settings.generator_group_id,
                                  transactional_id=settings.generator_transactional_id,
-                                 feedback_topic=settings.feedback_topic, reanalysis_topic=settings.reanalysis_topic,
-                                 decisions_topic=settings.decisions_topic,
+                                 feedback_topic=settings.feedback_topic, decisions_topic=settings.decisions_topic,
                                  decision_maker=decider, batch_size=settings.generator_batch_size,
                                  poll_timeout=settings.generator_poll_timeout_seconds,
                                  max_in_flight=settings.generator_max_in_flight,

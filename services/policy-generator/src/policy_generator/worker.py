@@ -60,12 +60,12 @@ class GeneratorWorker(BatchConsumerLoop):
     service = "policy-generator"
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, transactional_id: str, feedback_topic: str,
-                 decisions_topic: str, decision_maker: DecisionMaker, reanalysis_topic: str | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, poll_timeout: float = 1.0,
-                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 decisions_topic: str, decision_maker: DecisionMaker, batch_size: int = DEFAULT_BATCH_SIZE,
+                 poll_timeout: float = 1.0, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
                  shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS) -> None:
-        topics = [feedback_topic, *([reanalysis_topic] if reanalysis_topic else [])]
-        super().__init__(kafka, group_id=group_id, topics=topics, batch_size=batch_size, poll_timeout=poll_timeout)
+        # Submissions and re-analysis requests share the feedback topic: both are feedback to decide.
+        super().__init__(kafka, group_id=group_id, topics=[feedback_topic], batch_size=batch_size,
+                         poll_timeout=poll_timeout)
         self._kafka = dict(kafka)
         self._transactional_id = transactional_id
         self._decisions_topic = decisions_topic

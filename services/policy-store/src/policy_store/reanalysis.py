@@ -181,7 +181,7 @@ async def request_reanalysis(app: FastAPI, records: Sequence[FeedbackRecord], *,
             unreadable.append(record.feedback_id)
             continue
         outgoing.append(encode(event, source=SOURCE, event_id=request_event_id(run_id, record.feedback_id),
-                               time=requested_at, trace_id=trace_id, topic=app.state.settings.reanalysis_topic))
+                               time=requested_at, trace_id=trace_id, topic=app.state.settings.feedback_topic))
     # All at once: each waits for the broker's acknowledgement, and a page may hold a thousand.
     results = await asyncio.gather(*(publish_or_503(app, event, "re-analysis request") for event in outgoing),
                                    return_exceptions=True)

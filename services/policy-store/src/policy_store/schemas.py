@@ -26,6 +26,8 @@ class FeedbackStatus(BaseModel):
     decided_at: datetime | None = None
     # Present when the generator found the feedback or its policy suspicious; the policy then waits for review.
     review_reasons: list[str] | None = None
+    # Present when the decision shown is that of a re-analysis run (docs/operations.md, "Re-analysis").
+    reanalysis_run_id: str | None = None
 
 
 class PolicyPage(BaseModel):

@@ -31,7 +31,7 @@ def policy_document(record: PolicyRecord) -> dict[str, Any]:
 def feedback_status(record: FeedbackRecord) -> dict[str, Any]:
     """``GET /v1/feedback/{id}``: the status and, where known, the policy, reason and decision time."""
     document: dict[str, Any] = {"feedback_id": record.feedback_id, "status": record.status}
-    for name in ("policy_id", "reason", "duplicate_of"):
+    for name in ("policy_id", "reason", "duplicate_of", "reanalysis_run_id"):
         if getattr(record, name):
             document[name] = getattr(record, name)
     if record.decided_at is not None:

@@ -4,7 +4,8 @@ Each generator process decides its partitions against the policies it knows; two
 partitions of different processes, decided within the same second or two, cannot see each other's policy (within
 one process the batch recheck handles it: docs/dedup.md). The store is where every decision meets, so the store
 enforces it: after each consumer batch, every policy the batch created is compared with the served or pending
-policies created within ``TWIN_WINDOW_SECONDS`` of it. A pair at or above ``TWIN_THRESHOLD`` is one lesson: the
+policies created within ``TWIN_WINDOW_SECONDS`` of it (imported ones aside). A pair at or above ``TWIN_THRESHOLD``
+that may be one lesson by the generator's own rules (``policyloop_common.lessons``) is one lesson: the
 younger policy (by creation time, then id) is superseded by the older with ``merge`` — its source feedback become
 evidence of the survivor — through a ``PolicyReviewed`` event, so the generators' indexes and a rebuild see it too.
 
@@ -23,14 +24,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session, sessionmaker
 
 from policy_store.core.config import StoreSettings
 from policy_store.materializer import Materializer
 from policy_store.metrics import TWINS_MERGED
-from policy_store.models import PolicyRecord
+from policy_store.models import PolicyHistory, PolicyRecord
 from policy_store.publishing import record_from_consumer
 from policy_store.relevance import policy_search_text
 from policy_store.serialization import policy_model
@@ -67,8 +68,10 @@ def find_twin(session: Session, record: PolicyRecord, *, threshold: float, windo
     related = PolicyRecord.category == record.category
     if record.schema_objects:
         related = or_(related, PolicyRecord.schema_objects.op("?|")(array(record.schema_objects)))
+    # Imported policies were chosen by an operator, not written at the same moment by another generator.
+    imported = exists().where(PolicyHistory.policy_id == PolicyRecord.policy_id, PolicyHistory.action == "imported")
     near = select(PolicyRecord).where(PolicyRecord.policy_id != record.policy_id, PolicyRecord.status.in_(SERVED),
-                                      related)
+                                      related, ~imported)
     # Two walks of the creation-time index, outwards from the policy: no sort of the whole window.
     before = near.where(PolicyRecord.created_at.between(record.created_at - window, record.created_at)) \
         .order_by(PolicyRecord.created_at.desc(), PolicyRecord.policy_id.desc()).limit(NEAREST // 2)

@@ -9,7 +9,6 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from policyloop_common.events import (
-    FEEDBACK_REANALYSIS_TOPIC,
     FEEDBACK_SUBMITTED_TOPIC,
     POLICY_DECISIONS_TOPIC,
     POLICY_REVIEWS_TOPIC,
@@ -19,8 +18,7 @@ from policyloop_common.events import (
 
 log = logging.getLogger(__name__)
 
-PIPELINE_TOPICS = (FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC, POLICY_USAGE_TOPIC,
-                   FEEDBACK_REANALYSIS_TOPIC)
+PIPELINE_TOPICS = (FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC, POLICY_USAGE_TOPIC)
 
 
 def all_topics(topics: Iterable[str] = PIPELINE_TOPICS) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import Field
 
 from policyloop_common.events import (
-    FEEDBACK_REANALYSIS_TOPIC,
     FEEDBACK_SUBMITTED_TOPIC,
     POLICY_DECISIONS_TOPIC,
     POLICY_REVIEWS_TOPIC,
@@ -24,18 +23,16 @@ class StoreSettings(ServiceSettings):
     database_pool_size: int = Field(default=5, ge=1)
 
     store_group_id: str = "policy-store"
+    # Submissions, and the FeedbackReanalysisRequested the store publishes there (and reads back: runs are state).
     feedback_topic: str = FEEDBACK_SUBMITTED_TOPIC
     decisions_topic: str = POLICY_DECISIONS_TOPIC
     reviews_topic: str = POLICY_REVIEWS_TOPIC
     usage_topic: str = POLICY_USAGE_TOPIC
-    # Where the store publishes FeedbackReanalysisRequested (and reads it back: a run's requests are state too).
-    reanalysis_topic: str = FEEDBACK_REANALYSIS_TOPIC
 
     @property
     def consumed_topics(self) -> list[str]:
         """Every topic the store materializes: what its consumer reads and a rebuild replays."""
-        return [self.feedback_topic, self.decisions_topic, self.reviews_topic, self.usage_topic,
-                self.reanalysis_topic]
+        return [self.feedback_topic, self.decisions_topic, self.reviews_topic, self.usage_topic]
 
     store_batch_size: int = Field(default=500, ge=1, le=5000)
     store_poll_timeout_seconds: float = Field(default=0.5, gt=0)
@@ -63,10 +60,9 @@ class StoreSettings(ServiceSettings):
     auto_retire_harmful: bool = False
 
     # Concurrent twins (policy_store/twins.py): policies of one lesson created by different generator processes at
-    # the same time are merged into the older. The threshold is measured in docs/dedup.md. Off until its threshold
-    # is measured on more than the labelled cases: on the end-to-end suite's store it also merged policies the
-    # tests keep apart.
-    merge_twins: bool = False
+    # the same time are merged into the older, when they may be one lesson by the generator's own rules
+    # (policyloop_common.lessons). The threshold is measured in docs/dedup.md.
+    merge_twins: bool = True
     twin_threshold: float = Field(default=0.6, gt=0, le=1)
     twin_window_seconds: int = Field(default=120, ge=1)
 

@@ -1,14 +1,15 @@
 """Deciding the feedback of one batch concurrently, handed back in batch order, with in-batch twins kept as one.
 
-Every feedback of a batch is decided on a decision thread against the policies known when the batch started.
-Decided one after the other, feedback k would also have seen the policies made by feedback 0..k-1 of its batch,
-so two tellings of one lesson in one batch gave one policy and one duplicate. To keep that, the decisions are
-walked in batch order and each NEW one is compared with the policies made before it in the batch: where one of
-them scores at least ``IN_BATCH_RECHECK_THRESHOLD`` against the feedback, the feedback is decided again with
-those policies among its candidates. The fast path folds it without any provider call when it reaches
-``FAST_PATH_THRESHOLD``; otherwise the provider is asked again. A second look waits for the one before it, since
-each may add a policy the next must see; it is rare (two feedbacks of one lesson in one batch), so it runs one at
-a time.
+Every feedback of a batch is decided on a decision thread against the policies the index knows (ranked through
+its candidate index). Decided one after the other, feedback k would also have seen the policies made by feedback
+0..k-1 of its batch, so two tellings of one lesson in one batch gave one policy and one duplicate. To keep that,
+the decisions are walked in batch order and each NEW one is compared with the policies made before it in the
+batch: where one of them scores at least ``IN_BATCH_RECHECK_THRESHOLD`` against the feedback, the feedback is
+decided again with those policies among its candidates (each replacing the index's version of its id, where an
+earlier feedback of the batch updated a known policy). The fast path folds it without any provider call when it
+reaches ``FAST_PATH_THRESHOLD``; otherwise the provider is asked again. A second look waits for the one before it,
+since each may add a policy the next must see; it is rare (two feedbacks of one lesson in one batch), so it runs
+one at a time.
 """
 
 from __future__ import annotations
@@ -76,8 +77,7 @@ class BatchDecider:
     def decide(self, batch: Sequence[Pending], abandon: threading.Event) -> list[Decided]:
         """One decision per feedback, in the order of ``batch``; raises BatchAbandoned once ``abandon`` is set
         while a decision is still missing."""
-        known = self.maker.index.policies()
-        futures = [self._threads.submit(self._decide, item, known, "feedback.decide", SpanKind.CONSUMER)
+        futures = [self._threads.submit(self._decide, item, (), "feedback.decide", SpanKind.CONSUMER)
                    for item in batch]
         made: list[Policy] = []  # policies created by earlier feedback of this batch
         decided: list[Decided] = []
@@ -85,7 +85,7 @@ class BatchDecider:
             for item, future in zip(batch, futures, strict=True):
                 result = _wait(future, abandon)
                 if isinstance(result.event, PolicyGenerated) and self._may_repeat(item.feedback, made):
-                    result = self._look_again(item, result, [*known, *made], abandon)
+                    result = self._look_again(item, result, tuple(made), abandon)
                 if isinstance(result.event, PolicyGenerated):
                     made.append(result.event.policy)
                 decided.append(result)
@@ -106,18 +106,19 @@ class BatchDecider:
         best = rank_candidates(build_context(feedback), made, k=1)
         return bool(best) and best[0].similarity >= self._recheck_threshold
 
-    def _look_again(self, item: Pending, first: Decided, policies: list[Policy],
+    def _look_again(self, item: Pending, first: Decided, made: Sequence[Policy],
                     abandon: threading.Event) -> Decided:
-        again = _wait(self._threads.submit(self._decide, item, policies, "feedback.recheck", SpanKind.INTERNAL),
+        again = _wait(self._threads.submit(self._decide, item, made, "feedback.recheck", SpanKind.INTERNAL),
                       abandon)
         event = _with_both_calls(again.event, first.event)
         IN_BATCH_RECHECKS.labels(decision_kind(event)).inc()
         return Decided(event=event, traceparent=again.traceparent, seconds=first.seconds + again.seconds)
 
-    def _decide(self, item: Pending, policies: list[Policy], span: str, kind: SpanKind) -> Decided:
+    def _decide(self, item: Pending, made: Sequence[Policy], span: str, kind: SpanKind) -> Decided:
+        """Decide against the index's policies and those ``made`` earlier in the batch."""
         started = time.perf_counter()
         with traced(span, item.traceparent, kind=kind, feedback_id=item.feedback.feedback_id) as traceparent:
-            event = self.maker.decide(item.feedback, policies, run_id=item.run_id)
+            event = self.maker.decide(item.feedback, run_id=item.run_id, made=made)
             log.info("decision made", extra={"decision": type(event).ce_type, "kind": decision_kind(event),
                                              "span": span})
         return Decided(event=event, traceparent=traceparent, seconds=time.perf_counter() - started)

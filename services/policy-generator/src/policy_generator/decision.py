@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from policy_generator.context import build_context
+from policy_generator.context import GenerationContext, build_context
 from policy_generator.dedup import (
     COMPARABLE_STATUSES,
     FAST_PATH_THRESHOLD,
@@ -18,8 +18,8 @@ from policy_generator.dedup import (
 )
 from policy_generator.embeddings import PolicyEmbeddings, merged_candidates
 from policy_generator.metrics import LLM_CALLS, LLM_TOKENS
-from policy_generator.policy_index import PolicyIndex
-from policy_generator.providers.base import DecisionRequest, PolicyProvider, ProviderError, Verdict
+from policy_generator.policy_index import PolicyIndex, laid_over
+from policy_generator.providers.base import Candidate, DecisionRequest, PolicyProvider, ProviderError, Verdict
 from policy_generator.schema_catalogue import SchemaCatalogue
 from policy_generator.screening import input_findings, output_findings
 from policyloop_common.events import (
@@ -69,19 +69,21 @@ class DecisionMaker:
     embeddings: PolicyEmbeddings | None = None
 
     def decide(self, feedback: FeedbackSubmitted, policies: Sequence[Policy] | None = None, *,
-               run_id: str | None = None) -> DecisionEvent:
+               run_id: str | None = None, made: Sequence[Policy] = ()) -> DecisionEvent:
         """The decision event for ``feedback``; provider failures become PolicyGenerationFailed.
 
-        ``policies`` are the known policies to rank candidates from; by default the index's, staged ones included.
-        ``run_id`` names the re-analysis run that asked for the decision; the event carries it. Deciding again
-        is deciding afresh: the feedback's earlier policy is a candidate like any other, so a lesson already
-        learnt comes back as a duplicate of it (evidence it already counts) instead of a second policy.
+        ``policies`` are the known policies to rank candidates from; by default the index's, staged ones included,
+        ranked through its candidate index (an explicit list is scored policy by policy). ``made`` are policies
+        not in the index yet (made earlier in the same batch): they are known too, each replacing the known
+        version of its id. ``run_id`` names the re-analysis run that asked for the decision; the event carries
+        it. Deciding again is deciding afresh: the feedback's earlier policy is a candidate like any other, so a
+        lesson already learnt comes back as a duplicate of it (evidence it already counts) instead of a second
+        policy.
         """
-        known = self.index.policies() if policies is None else policies
-        event = self._decide(feedback, known, run_id)
+        event = self._decide(feedback, _Known(self.index, policies, made), run_id)
         return event if run_id is None else event.model_copy(update={"reanalysis_run_id": run_id})
 
-    def _decide(self, feedback: FeedbackSubmitted, known: Sequence[Policy], run_id: str | None) -> DecisionEvent:
+    def _decide(self, feedback: FeedbackSubmitted, known: _Known, run_id: str | None) -> DecisionEvent:
         if feedback.rating is Rating.POSITIVE:
             return PolicySkipped(
                 feedback_id=feedback.feedback_id, reason=SkipReason.POSITIVE_FEEDBACK,
@@ -91,7 +93,7 @@ class DecisionMaker:
         context = build_context(feedback)
         # Screened before anything else: the findings travel with whatever is decided, for the reviewer's eyes.
         suspicious = input_findings(context)
-        offline = rank_candidates(context, known, k=self.candidate_count)
+        offline = known.rank(context, self.candidate_count)
         objects = sorted(schema_objects(" ".join([context.comment, *context.sql_queries])))
         best = offline[0].similarity if offline else None
 
@@ -99,7 +101,7 @@ class DecisionMaker:
         duplicate = find_duplicate(offline, self.fast_path_threshold)
         candidates = offline
         if duplicate is None and self.embeddings is not None:
-            comparable = [p for p in known if p.status in COMPARABLE_STATUSES]
+            comparable = [p for p in known.policies() if p.status in COMPARABLE_STATUSES]
             nearest = self.embeddings.nearest(feedback_text(context), comparable, self.candidate_count)
             candidates = merged_candidates(offline, nearest, self.candidate_count)
         candidate_ids = [candidate.policy.policy_id for candidate in candidates]
@@ -146,7 +148,8 @@ class DecisionMaker:
                 created_at=now, updated_at=now,
                 generator=GeneratorInfo(provider=self.provider.name, model=self.provider.model),
             )
-            details["review_reasons"] = self._review_reasons(suspicious, policy) + _rejected_before(feedback, known)
+            details["review_reasons"] = (self._review_reasons(suspicious, policy)
+                                         + _rejected_before(feedback, known.policies()))
             kind = DecisionKind.NEW
             # A contradiction retires the old rule only through a policy that may be served as it is.
             if verdict.verdict is Verdict.SUPERSEDE and verdict.target is not None and not details["review_reasons"]:
@@ -181,6 +184,26 @@ class DecisionMaker:
         return DecisionDetails(kind=kind, provider=self.provider.name, model=self.provider.model,
                                explanation=explanation[:4000], candidate_policy_ids=candidate_ids or [],
                                best_similarity=best_similarity, schema_objects=schema_objects or [], **extra)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The policies a decision is made against: the index's (ranked through its candidate index) or a given
+    list (scored one by one), with the policies ``made`` laid over them."""
+
+    index: PolicyIndex
+    given: Sequence[Policy] | None
+    made: Sequence[Policy]
+
+    def rank(self, context: GenerationContext, k: int) -> list[Candidate]:
+        """The ``k`` best candidates, as ``dedup.rank_candidates`` ranks them."""
+        if self.given is None:
+            return self.index.rank_candidates(context, k, self.made)
+        return rank_candidates(context, laid_over(self.given, self.made), k=k)
+
+    def policies(self) -> list[Policy]:
+        """Every one of them; a copy of the index's, so only where a decision needs more than its candidates."""
+        return laid_over(self.index.policies() if self.given is None else self.given, self.made)
 
 
 def _rejected_before(feedback: FeedbackSubmitted, known: Sequence[Policy]) -> list[str]:

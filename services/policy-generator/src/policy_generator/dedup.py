@@ -15,6 +15,7 @@ import heapq
 import json
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 
 from policy_generator.context import GenerationContext
@@ -120,12 +121,26 @@ def _policy_document(rule: str, mapping: str, missing: str, examples: tuple[str,
 
 
 def rank_candidates(context: GenerationContext, policies: Iterable[Policy], k: int = 5) -> list[Candidate]:
-    """The ``k`` pending or active policies most similar to the feedback, best first, indexed 0..k-1."""
+    """The ``k`` pending or active policies most similar to the feedback, best first, indexed 0..k-1.
+
+    Scores every policy given; ``PolicyIndex.rank_candidates`` finds the same candidates among the policies it
+    knows without scoring each (``candidate_index``).
+    """
     probe = feedback_document(context)
     scored = ((similarity_docs(probe, policy_document(policy)), policy)
               for policy in policies if policy.status in COMPARABLE_STATUSES)
-    # Ties go to the older policy: it is the one earlier duplicates were folded into.
-    best = heapq.nsmallest(k, scored, key=lambda pair: (-pair[0], pair[1].created_at, pair[1].policy_id))
+    return as_candidates(heapq.nsmallest(k, scored, key=ranking_key))
+
+
+def ranking_key(pair: tuple[float, Policy]) -> tuple[float, datetime, str]:
+    """The order of candidates: best score first; ties go to the older policy (the one earlier duplicates were
+    folded into), then to the smaller id."""
+    score, policy = pair
+    return -score, policy.created_at, policy.policy_id
+
+
+def as_candidates(best: Iterable[tuple[float, Policy]]) -> list[Candidate]:
+    """Scored policies, best first, as the candidates a provider sees: indexed 0..k-1, scores to 4 places."""
     return [Candidate(index=index, policy=policy, similarity=round(score, 4))
             for index, (score, policy) in enumerate(best)]
 

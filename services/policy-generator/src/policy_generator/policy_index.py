@@ -3,12 +3,21 @@
 Services share no tables: the generator learns which policies exist by reading the events that created
 and changed them. Decisions of the current transaction are staged, visible to later feedback of the same
 batch, and either kept on commit or dropped on abort.
+
+The committed pending and active policies are also kept in a ``CandidateIndex``, updated with every change, so
+that ranking a feedback's candidates does not score every known policy (``rank_candidates``).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import ChainMap
+from collections.abc import Iterable, MutableMapping, Sequence
 
+from policy_generator.candidate_index import CandidateIndex
+from policy_generator.context import GenerationContext
+from policy_generator.dedup import as_candidates, feedback_document
+from policy_generator.providers.base import Candidate
 from policyloop_common.events import (
     REVIEW_OUTCOME,
     PolicyEdited,
@@ -31,7 +40,9 @@ class PolicyIndex:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._policies: dict[str, Policy] = {}
+        self._policies: MutableMapping[str, Policy] = {}
+        # None in a view with staged changes applied (see ``_with_staged``): only committed policies are indexed.
+        self._candidates: CandidateIndex | None = CandidateIndex()
         self._decided: set[str] = set()
         self._decided_in_runs: set[tuple[str, str]] = set()  # (feedback id, re-analysis run id)
         self._staged: list[IndexedEvent] = []
@@ -76,12 +87,22 @@ class PolicyIndex:
         with self._lock:
             if not self._staged:
                 return list(self._policies.values())
-            view = PolicyIndex()
-            view._policies = dict(self._policies)
-            view._superseded = set(self._superseded)
-            for event in self._staged:
-                view._apply(event)
-            return list(view._policies.values())
+            return list(self._with_staged(dict(self._policies)).values())
+
+    def rank_candidates(self, context: GenerationContext, k: int, made: Sequence[Policy] = ()) -> list[Candidate]:
+        """``dedup.rank_candidates(context, policies, k)`` over every known policy, staged changes applied and the
+        policies ``made`` (not in the index yet, e.g. earlier in the same batch) laid over them, each replacing
+        the known version of its id; found through the candidate index instead of scoring every policy."""
+        probe = feedback_document(context)
+        with self._lock:
+            assert self._candidates is not None
+            # Only what differs from the committed policies: the staged changes (written to the layer over them),
+            # then the policies made.
+            overlay: dict[str, Policy] = {}
+            if self._staged:
+                self._with_staged(ChainMap(overlay, self._policies))
+            overlay.update((policy.policy_id, policy) for policy in made)
+            return as_candidates(self._candidates.rank(probe, k, overlay))
 
     def get(self, policy_id: str) -> Policy | None:
         """One committed policy by id."""
@@ -92,6 +113,22 @@ class PolicyIndex:
         with self._lock:
             return len(self._policies)
 
+    def _with_staged(self, policies: MutableMapping[str, Policy]) -> MutableMapping[str, Policy]:
+        """``policies`` (a copy of the committed ones, or a layer over them) with the staged events applied."""
+        view = PolicyIndex()
+        view._candidates = None
+        view._policies = policies
+        view._superseded = set(self._superseded)
+        for event in self._staged:
+            view._apply(event)
+        return view._policies
+
+    def _put(self, policy: Policy) -> None:
+        """Every change of a policy comes through here, so that the candidate index follows each one."""
+        self._policies[policy.policy_id] = policy
+        if self._candidates is not None:
+            self._candidates.put(policy)
+
     def _apply(self, event: IndexedEvent) -> None:
         if isinstance(event, PolicyReviewed):
             self._apply_review(event)
@@ -99,11 +136,12 @@ class PolicyIndex:
         if isinstance(event, PolicyEdited):
             current = self._policies.get(event.policy_id)
             if current is not None and event.version > current.version:
-                self._policies[event.policy_id] = edited(current, event)
+                self._put(edited(current, event))
             return
         if isinstance(event, PolicyImported):
             # Like the store: an id already known keeps what it has.
-            self._policies.setdefault(event.policy.policy_id, event.policy)
+            if event.policy.policy_id not in self._policies:
+                self._put(event.policy)
             return
         # A failed generation is not a decision: the feedback may come back from the dead-letter topic.
         if not isinstance(event, PolicyGenerationFailed):
@@ -116,27 +154,32 @@ class PolicyIndex:
                 policy = event.policy
                 if policy.policy_id in self._superseded:
                     policy = policy.model_copy(update={"status": PolicyStatus.SUPERSEDED})
-                self._policies[policy.policy_id] = policy
+                self._put(policy)
             for replaced in event.decision.supersedes:
                 # Like the store: the contradicted policy stays, superseded, and is no longer a candidate; it may
                 # be read after the policy that replaced it (another partition), hence the set.
                 self._superseded.add(replaced)
                 old = self._policies.get(replaced)
                 if old is not None:
-                    self._policies[replaced] = old.model_copy(update={"status": PolicyStatus.SUPERSEDED})
+                    self._put(old.model_copy(update={"status": PolicyStatus.SUPERSEDED}))
         elif isinstance(event, PolicySkipped) and event.reason is SkipReason.DUPLICATE_POLICY:
             self._add_evidence(event.duplicate_of, event.feedback_id)
 
     def _apply_review(self, event: PolicyReviewed) -> None:
         policy = self._policies.get(event.policy_id)
         if policy is not None:
-            self._policies[event.policy_id] = policy.model_copy(update={"status": REVIEW_OUTCOME[event.action]})
+            self._put(policy.model_copy(update={"status": REVIEW_OUTCOME[event.action]}))
 
     def _add_evidence(self, policy_id: str | None, feedback_id: str) -> None:
         policy = self._policies.get(policy_id or "")
         if policy is None or feedback_id in policy.source_feedback_ids:
             return
         sources = [*policy.source_feedback_ids, feedback_id]
-        self._policies[policy.policy_id] = policy.model_copy(
-            update={"source_feedback_ids": sources, "support_count": len(sources)})
+        self._put(policy.model_copy(update={"source_feedback_ids": sources, "support_count": len(sources)}))
 
+
+def laid_over(policies: Iterable[Policy], made: Sequence[Policy]) -> list[Policy]:
+    """``policies`` with ``made`` laid over them: each policy of ``made`` replaces the one of its id, or joins."""
+    if not made:
+        return list(policies)
+    return list({policy.policy_id: policy for policy in [*policies, *made]}.values())

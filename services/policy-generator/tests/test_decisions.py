@@ -131,12 +131,18 @@ def test_with_a_catalogue_a_policy_naming_a_missing_column_is_held_for_review() 
     assert kept.decision.review_reasons == []
 
 
-def test_re_analysis_decides_again_once_per_run_and_finds_the_lesson_it_already_learnt() -> None:
+def learnt_lesson() -> tuple[PolicyIndex, DecisionMaker, FeedbackSubmitted, PolicyGenerated]:
+    """A feedback decided once, its new policy in the index."""
     index = PolicyIndex()
     maker = DecisionMaker(index=index, provider=OfflineProvider())
     lesson = feedback("The column is total_users, there is no users column.")
     first = maker.decide(lesson)
     index.apply(first)
+    return index, maker, lesson, first
+
+
+def test_re_analysis_decides_again_once_per_run_and_finds_the_lesson_it_already_learnt() -> None:
+    index, maker, lesson, first = learnt_lesson()
     assert index.is_decided(lesson.feedback_id) and not index.is_decided(lesson.feedback_id, "run-1")
     again = maker.decide(lesson, run_id="run-1")
     # Its own policy is a candidate like any other: the same lesson is evidence it already counts, not a twin.
@@ -148,11 +154,7 @@ def test_re_analysis_decides_again_once_per_run_and_finds_the_lesson_it_already_
 
 
 def test_re_analysis_after_a_rejection_writes_a_new_policy_held_for_review() -> None:
-    index = PolicyIndex()
-    maker = DecisionMaker(index=index, provider=OfflineProvider())
-    lesson = feedback("The column is total_users, there is no users column.")
-    first = maker.decide(lesson)
-    index.apply(first)
+    index, maker, lesson, first = learnt_lesson()
     index.apply(PolicyReviewed(policy_id=first.policy.policy_id, action=ReviewAction.REJECT, reviewer="root",
                                reviewed_at=datetime.now(UTC)))
     again = maker.decide(lesson, run_id="run-1")

@@ -80,13 +80,12 @@ def find_twin(session: Session, record: PolicyRecord, *, threshold: float, windo
         .order_by(PolicyRecord.created_at, PolicyRecord.policy_id).limit(NEAREST // 2)
     nearby = [*session.execute(before).scalars(), *session.execute(after).scalars()]
     probe = _document(record.policy_id, record.version, policy_search_text(record))
-    mine = policy_model(record)
     twins = []
     for other in nearby:
         similarity = similarity_docs(probe, _document(other.policy_id, other.version, policy_search_text(other)))
         # Alike in wording is not enough: lessons of two values of one column, or contradicting mappings, read
         # alike and stay apart here exactly as the generator keeps them apart (policyloop_common.lessons).
-        if similarity >= threshold and may_be_one_lesson(mine, policy_model(other), similarity,
+        if similarity >= threshold and may_be_one_lesson(policy_model(record), policy_model(other), similarity,
                                                          cross_category_threshold=SAME_TEXT):
             twins.append(other)
     return min(twins, key=lambda other: (other.created_at, other.policy_id), default=None)
@@ -115,8 +114,10 @@ class TwinResolver:
                    and event.payload.decision.kind in (DecisionKind.NEW, DecisionKind.SUPERSEDE)]
         merged = []
         window = timedelta(seconds=self._settings.twin_window_seconds)
-        for policy_id in created:
-            with self._sessions() as session:
+        # One session for the batch's look-ups (a bulk load creates hundreds of policies per batch); a merge is
+        # rare and commits through its own, after which the rows read so far are read again.
+        with self._sessions() as session:
+            for policy_id in created:
                 record = session.get(PolicyRecord, policy_id)
                 if record is None or record.status not in SERVED:
                     continue
@@ -124,9 +125,9 @@ class TwinResolver:
                 if twin is None:
                     continue
                 younger, older = sorted([record, twin], key=lambda r: (r.created_at, r.policy_id), reverse=True)
-                pair = (younger.policy_id, older.policy_id)
-            if self._merge(*pair):
-                merged.append(pair[0])
+                if self._merge(younger.policy_id, older.policy_id):
+                    merged.append(younger.policy_id)
+                session.expire_all()
         return merged
 
     def _merge(self, younger: str, older: str) -> bool:

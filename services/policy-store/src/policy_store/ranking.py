@@ -41,7 +41,7 @@ COMMON_MINIMUM = 200
 TOP_UP_BELOW = 20
 CANDIDATE_BUDGET = 50
 # Postings read to top the candidates up: a bound on the work a question of common words costs.
-TOP_UP_POSTINGS = 20000
+TOP_UP_POSTINGS = 3000
 # Words shorter than this have too few trigrams to be told apart by spelling.
 SPELLING_MIN_LENGTH = 4
 # Question words whose near spellings are remembered (until a word enters or leaves the index).

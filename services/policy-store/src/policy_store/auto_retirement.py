@@ -18,17 +18,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from policy_store.core.config import StoreSettings
 from policy_store.effectiveness import policy_effectiveness
-from policy_store.materializer import Materializer
 from policy_store.metrics import AUTO_RETIREMENTS
 from policy_store.models import FeedbackRecord, PolicyRecord, PolicyUsage
-from policy_store.publishing import record_from_consumer
+from policy_store.publishing import ConsumerDecisions
 from policyloop_common.cloudevents import IncomingEvent, encode
 from policyloop_common.events import FeedbackSubmitted, PolicyReviewed, PolicyUsed, ReviewAction
-from policyloop_common.kafka.producer import DurableProducer
 from policyloop_common.policy import PolicyStatus
 
 log = logging.getLogger(__name__)
@@ -67,15 +64,8 @@ def active_policies_with_feedback(session: Session, answers: set[tuple[str, str]
         .order_by(PolicyRecord.policy_id)).scalars())
 
 
-class AutoRetirement:
+class AutoRetirement(ConsumerDecisions):
     """Publishes (and applies) the retirement of active policies whose effectiveness marks them harmful."""
-
-    def __init__(self, settings: StoreSettings, session_factory: sessionmaker[Session], materializer: Materializer,
-                 publisher: DurableProducer) -> None:
-        self._settings = settings
-        self._sessions = session_factory
-        self._materializer = materializer
-        self._publisher = publisher
 
     def after_batch(self, events: Sequence[IncomingEvent]) -> list[str]:
         """Retire the harmful active policies the batch's feedback and usage concern; return their ids."""
@@ -96,8 +86,7 @@ class AutoRetirement:
         outgoing = encode(event, source="/policyloop/policy-store", topic=self._settings.reviews_topic,
                           event_id=retirement_event_id(policy_id), trace_id=uuid.uuid4().hex)
         # Unpublished, the policy stays active and harmful, so its next feedback or usage tries again.
-        if not record_from_consumer(self._publisher, self._sessions, self._materializer, outgoing,
-                                    timeout=self._settings.publish_timeout_seconds + 2, what="auto_retire"):
+        if not self._record(outgoing, "auto_retire"):
             return False
         AUTO_RETIREMENTS.inc()
         log.warning("harmful policy retired automatically",

@@ -13,6 +13,7 @@ import logging
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from policy_store.core.config import StoreSettings
 from policy_store.materializer import Materializer
 from policyloop_common.cloudevents import OutgoingEvent, decode
 from policyloop_common.errors import ApiError
@@ -55,6 +56,23 @@ def record_from_consumer(publisher: DurableProducer, session_factory: sessionmak
                     extra={"what": what, "event_id": outgoing.event_id, "error": str(error)[:300]})
         return False
     return apply_here(session_factory, materializer, outgoing)
+
+
+class ConsumerDecisions:
+    """Base of the consumer's after-batch checks that decide on policies themselves (twin merges, automatic
+    retirements): what they need to publish a decision and apply it with ``record_from_consumer``."""
+
+    def __init__(self, settings: StoreSettings, session_factory: sessionmaker[Session], materializer: Materializer,
+                 publisher: DurableProducer) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._materializer = materializer
+        self._publisher = publisher
+
+    def _record(self, outgoing: OutgoingEvent, what: str) -> bool:
+        """Publish and apply one decision; True if this call applied it (see ``record_from_consumer``)."""
+        return record_from_consumer(self._publisher, self._sessions, self._materializer, outgoing,
+                                    timeout=self._settings.publish_timeout_seconds + 2, what=what)
 
 
 async def record_event(app: FastAPI, outgoing: OutgoingEvent, what: str) -> None:

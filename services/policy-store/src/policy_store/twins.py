@@ -26,18 +26,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.dialects.postgresql import array
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from policy_store.core.config import StoreSettings
-from policy_store.materializer import Materializer
 from policy_store.metrics import TWINS_MERGED
 from policy_store.models import PolicyHistory, PolicyRecord
-from policy_store.publishing import record_from_consumer
+from policy_store.publishing import ConsumerDecisions
 from policy_store.relevance import policy_search_text
 from policy_store.serialization import policy_model
 from policyloop_common.cloudevents import IncomingEvent, encode
 from policyloop_common.events import DecisionKind, PolicyGenerated, PolicyReviewed, ReviewAction
-from policyloop_common.kafka.producer import DurableProducer
 from policyloop_common.lessons import may_be_one_lesson
 from policyloop_common.policy import PolicyStatus
 from policyloop_common.text_matching import Document, similarity_docs
@@ -97,15 +94,8 @@ def _document(policy_id: str, version: int, text: str) -> Document:
     return Document.of(text)
 
 
-class TwinResolver:
+class TwinResolver(ConsumerDecisions):
     """Merges each concurrent twin the batch created into the older policy of its lesson."""
-
-    def __init__(self, settings: StoreSettings, session_factory: sessionmaker[Session], materializer: Materializer,
-                 publisher: DurableProducer) -> None:
-        self._settings = settings
-        self._sessions = session_factory
-        self._materializer = materializer
-        self._publisher = publisher
 
     def after_batch(self, events: Sequence[IncomingEvent]) -> list[str]:
         """Merge the twins among the policies the batch created; returns the ids superseded."""
@@ -137,8 +127,7 @@ class TwinResolver:
         outgoing = encode(event, source="/policyloop/policy-store", topic=self._settings.reviews_topic,
                           event_id=twin_event_id(younger, older), trace_id=uuid.uuid4().hex)
         # Unpublished, both policies stay; the next batch creating a policy of this lesson, or a reviewer, settles it.
-        if not record_from_consumer(self._publisher, self._sessions, self._materializer, outgoing,
-                                    timeout=self._settings.publish_timeout_seconds + 2, what="merge_twins"):
+        if not self._record(outgoing, "merge_twins"):
             return False
         TWINS_MERGED.inc()
         log.warning("concurrent twin merged", extra={"policy_id": younger, "into": older})

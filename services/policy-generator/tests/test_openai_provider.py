@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client import REGISTRY
 
 from policy_generator.context import GenerationContext
+from policy_generator.prompts import SYSTEM_PROMPT, decision_schema
 from policy_generator.providers.base import Candidate, DecisionRequest, ProviderError, Verdict
 from policy_generator.providers.openai_provider import OpenAIProvider, TokenPricing
 from policyloop_common.policy import GeneratorInfo, Policy
@@ -18,6 +21,8 @@ POLICY = {"category": "schema_mapping", "priority": "high",
           "correct_mapping": "users -> systems.total_users",
           "missing_knowledge": "The user count column is total_users.",
           "examples": ["How many systems have more than 500 users?"], "rationale": "Avoids a missing column."}
+EXPECTED_RESPONSE_FORMAT = {"type": "json_schema",
+                            "json_schema": {"name": "policy_decision", "strict": True, "schema": decision_schema()}}
 CONTEXT = GenerationContext(question="How many systems have more than 500 users?",
                             comment="Wrong column: the table has total_users, not users",
                             sql_queries=["SELECT count(*) FROM systems WHERE users > 500"])
@@ -69,12 +74,31 @@ def test_good_answer_gives_a_new_policy_and_the_request_is_as_documented(server:
     sent = server.requests[0]
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == "Bearer test-key"
+    assert sent.headers["content-type"] == "application/json"
+    # Exactly the documented chat-completions fields, nothing more.
+    assert set(sent.body) == {"model", "messages", "response_format", "temperature"}
     assert sent.body["model"] == "gpt-4o-mini"
     assert sent.body["temperature"] == 0.3
-    assert sent.body["response_format"]["type"] == "json_schema"
-    assert sent.body["response_format"]["json_schema"]["strict"] is True
+    assert sent.body["response_format"] == EXPECTED_RESPONSE_FORMAT
+    assert sent.body["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert sent.body["messages"][1]["role"] == "user" and len(sent.body["messages"]) == 2
     user_text = sent.body["messages"][1]["content"]
     assert "total_users" in user_text and "<feedback>" in user_text
+
+
+def test_every_request_carries_its_own_feedback_and_the_same_instructions(server: FakeOpenAI) -> None:
+    server.script(Reply.decision(verdict="NOT_ACTIONABLE"), Reply.decision(verdict="DUPLICATE", candidate=0))
+    generator = provider(server, model="other-model", temperature=0.0)
+    generator.decide(request())
+    generator.decide(request(with_candidate=True))
+    first, second = (sent.body for sent in server.requests)
+    # The instructions and the schema are shared by every request; the feedback and candidates are not.
+    assert first["messages"][0] == second["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert first["response_format"] == second["response_format"] == EXPECTED_RESPONSE_FORMAT
+    assert '"id": 0' not in first["messages"][1]["content"]
+    assert '"id": 0' in second["messages"][1]["content"]
+    assert first["model"] == second["model"] == "other-model"
+    assert first["temperature"] == second["temperature"] == 0.0
 
 
 def test_duplicate_with_a_listed_id(server: FakeOpenAI) -> None:
@@ -106,8 +130,6 @@ def test_update_and_supersede_name_a_listed_candidate_and_carry_the_policy(serve
 
 
 def test_the_schema_offers_the_five_verdicts() -> None:
-    from policy_generator.prompts import decision_schema
-
     properties = decision_schema()["properties"]
     assert properties["verdict"]["enum"] == ["NEW", "DUPLICATE", "UPDATE", "SUPERSEDE", "NOT_ACTIONABLE"]
     assert set(decision_schema()["required"]) == set(properties)
@@ -193,6 +215,40 @@ def test_calls_errors_and_cost_are_measured_per_call(server: FakeOpenAI) -> None
     # The decision carries the same spend, so the store can keep each policy's cost.
     assert decision.usage.cost_usd == pytest.approx(expected)
     assert (decision.usage.prompt_tokens, decision.usage.completion_tokens) == (1120, 60)
+
+
+class NotAChatCompletion(BaseHTTPRequestHandler):
+    """Answers every request with 200 and an HTML page, as a misconfigured gateway in front of the model would."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        page = b"<html><body>gateway</body></html>"
+        self.send_response(200)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_success_that_is_not_a_chat_completion_is_a_bad_answer_and_retried() -> None:
+    gateway = ThreadingHTTPServer(("127.0.0.1", 0), NotAChatCompletion)
+    serving = threading.Thread(target=gateway.serve_forever, daemon=True)
+    serving.start()
+    before = metric("policyloop_generator_llm_errors_total", provider="openai", error="bad_answer")
+    try:
+        generator = OpenAIProvider(api_key="k", base_url=f"http://127.0.0.1:{gateway.server_address[1]}/v1",
+                                   timeout_seconds=5.0, max_attempts=2, sleep=Sleeps())
+        with pytest.raises(ProviderError) as failed:
+            generator.decide(request())
+    finally:
+        gateway.shutdown()
+        serving.join()
+    assert failed.value.retriable is True and failed.value.attempts == 2
+    assert "not a chat completion" in str(failed.value)
+    assert metric("policyloop_generator_llm_errors_total", provider="openai", error="bad_answer") - before == 2
 
 
 def test_error_kinds_are_a_small_fixed_set(server: FakeOpenAI) -> None:

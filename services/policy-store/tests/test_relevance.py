@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from policy_store.ranking import COMMON_MINIMUM, RankingIndex
+from policy_store.ranking import CANDIDATE_BUDGET, COMMON_MINIMUM, TOP_UP_POSTINGS, RankingIndex
 from policy_store.relevance import (
     BOOST_SHARE,
     PolicyFeatures,
@@ -187,6 +187,51 @@ def test_a_question_of_common_words_still_finds_its_policy_among_many() -> None:
     index = index_of(*crowd, TOTAL)
     ranked = index.rank(QuestionFeatures.of("Count systems with more than 1000 users"), limit=5, floor=0.05)
     assert ranked and ranked[0].policy_id == "total"
+
+
+def test_the_top_up_chooses_what_a_walk_over_every_posting_chooses() -> None:
+    # Common words shared in overlapping subsets, so policies end with many different overlaps and many ties; the
+    # index keeps them in groups of equal overlap, which must choose exactly the policies (and so rank exactly as)
+    # a policy-by-policy walk adding each keyword's weight would.
+    # Each word is in about half of 600 policies: common, yet all of them fit in the postings walked. "servers"
+    # goes with "systems" in the same policies, so whole groups gain together too.
+    common = ["users", "systems", "agencies", "budgets", "incidents"]
+    crowd = [policy(f"p{n:04d}", f"The {word} field: " + " ".join(
+        name for bit, name in enumerate(common) if (n * 2_654_435_761 >> (bit + 3)) % 2 == 0)
+        .replace("systems", "systems; servers") + ".")
+        for n, word in enumerate(_made_up_words(3 * COMMON_MINIMUM))]
+    index = index_of(*crowd)
+    # The question's pairs of words ("users or") are in no policy: only the common words are shared.
+    for question in ("users or systems or agencies or budgets or incidents or servers", "incidents or users",
+                     "budgets or agencies or systems or servers"):
+        features = QuestionFeatures.of(question)
+        corpus = index.corpus()
+        query = Query.of(features, corpus, index.spellings(features))
+        expected = _ranked_after_a_plain_walk(index, crowd, query, corpus)
+        ranked = index.rank(features, limit=50, floor=0.0001)
+        assert len(ranked) > 5, question
+        assert [(item.policy_id, item.parts) for item in ranked] == expected, question
+
+
+def _ranked_after_a_plain_walk(index: RankingIndex, policies: list[PolicyFeatures], query: Query,
+                               corpus) -> list[tuple[str, object]]:
+    """The candidates as the top-up chooses them, found the plain way, scored and ranked as the index ranks."""
+    by_id = {item.policy_id: item for item in policies}
+    postings = {unit: [item.policy_id for item in policies if unit in item.units] for unit in query.weights}
+    common = sorted((len(found), unit) for unit, found in postings.items() if found)
+    assert all(frequency > COMMON_MINIMUM for frequency, _ in common), "every shared keyword is common"
+    overlap: dict[str, float] = {}
+    walk = TOP_UP_POSTINGS
+    for frequency, unit in common:
+        if frequency > walk:
+            break
+        walk -= frequency
+        for policy_id in postings[unit]:
+            overlap[policy_id] = overlap.get(policy_id, 0.0) + query.weights[unit] * query.idf[unit]
+    chosen = sorted(overlap, key=lambda policy_id: (-overlap[policy_id], policy_id))[:CANDIDATE_BUDGET]
+    scored = [(policy_id, score_policy(query, by_id[policy_id], corpus)) for policy_id in chosen]
+    kept = [(policy_id, parts) for policy_id, parts in scored if parts.score >= 0.0001]
+    return sorted(kept, key=lambda pair: (-pair[1].score, pair[0]))
 
 
 def _made_up_words(count: int) -> list[str]:

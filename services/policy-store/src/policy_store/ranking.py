@@ -18,6 +18,7 @@ entries in all, so a keyword nearly every policy has costs nothing and prefers n
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ from policy_store.relevance import (
     Query,
     QuestionFeatures,
     ScoreParts,
-    score_policy,
+    combine,
+    combined_score,
+    text_parts,
 )
 
 # A keyword is distinctive when at most this share of the active policies has it, or at most COMMON_MINIMUM.
@@ -50,7 +53,7 @@ SPELLING_CACHE_WORDS = 20_000
 MENTION_SUBSET_LIMIT = 12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RankedPolicy:
     """One policy of a ranking, with its score and the parts of it."""
 
@@ -65,6 +68,18 @@ def _trigrams(word: str) -> frozenset[str]:
 
 def _spellable(word: str) -> bool:
     return len(word) >= SPELLING_MIN_LENGTH and word.isalpha()
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _alike_with_one_hit(size: int, needed: int) -> int:
+    """The most trigrams a word sharing at most ``needed`` of a word's ``size`` trigrams can have and still be
+    spelled like it (the similarity test itself, so the bound is exact); 0 when no such word can be."""
+    most = 0
+    while needed / (size + most + 1 - needed) >= SPELLING_SIMILARITY:
+        most += 1
+    return most
 
 
 class RankingIndex:
@@ -179,8 +194,16 @@ class RankingIndex:
         rarest = sorted(grams, key=lambda trigram: len(self._spelling.get(trigram, ())))
         similar: dict[str, float] = {}
         looked_up = rarest[:len(grams) - needed + 1]
+        # A word found under one looked-up trigram only shares the others at most: ``needed`` in all. It can be
+        # alike only when it has few trigrams itself, so the words found once are compared only if that short;
+        # the words found more than once (the pairwise intersections) always are.
+        postings = [self._spelling.get(trigram, _NONE) for trigram in looked_up]
+        repeated = set().union(*(first & second for first, second in combinations(postings, 2)))
+        found_once_limit = _alike_with_one_hit(len(grams), needed)
         for candidate in set().union(*(self._spelling.get(trigram, ()) for trigram in looked_up)):
             other = self._spelled[candidate]
+            if len(other) > found_once_limit and candidate not in repeated:
+                continue
             shared = len(grams & other)
             similarity = shared / (len(grams) + len(other) - shared)
             if similarity >= SPELLING_SIMILARITY and candidate != word:
@@ -206,26 +229,56 @@ class RankingIndex:
             self._top_up(candidates, query, [unit for frequency, unit in shared if frequency > common_above])
             if not candidates and shared:
                 candidates.update(self._postings[shared[0][1]])
-        scored = [RankedPolicy(policy_id, score_policy(query, self._policies[policy_id], corpus))
-                  for policy_id in candidates]
-        kept = [item for item in scored if item.parts.score >= floor and item.parts.score > 0]
-        kept.sort(key=lambda item: (-item.parts.score, item.policy_id))
-        return kept[:limit]
+        # Only the winners get their parts as objects: the others are told apart by their score alone.
+        kept: list[tuple[float, str, tuple[float, float, float]]] = []
+        for policy_id in candidates:
+            policy = self._policies[policy_id]
+            parts = text_parts(query, policy, corpus)
+            score = combined_score(*parts, policy)
+            if score >= floor and score > 0:
+                kept.append((-score, policy_id, parts))
+        return [RankedPolicy(policy_id, combine(*parts, self._policies[policy_id]))
+                for _, policy_id, parts in heapq.nsmallest(limit, kept, key=_best_first)]
 
     def _top_up(self, candidates: set[str], query: Query, common: list[str]) -> None:
-        """Add the policies sharing the most (by weight) of the question's common keywords, up to the budget."""
-        overlap: dict[str, float] = {}
+        """Add the policies sharing the most (by weight) of the question's common keywords, up to the budget.
+
+        A policy's overlap is the sum of the weights of the common keywords it has, added rarest keyword first.
+        Policies are kept in groups of equal overlap, split and merged with set operations as each keyword's
+        postings are read: the sums are the very ones a policy-by-policy walk would add up, in the same order,
+        without a Python step per posting.
+        """
+        by_overlap: dict[float, set[str]] = {}
         walk = TOP_UP_POSTINGS
         for unit in common:  # rarest first
-            if len(self._postings[unit]) > walk:
+            posting = self._postings[unit]
+            if len(posting) > walk:
                 break
-            walk -= len(self._postings[unit])
+            walk -= len(posting)
             weight = query.weights[unit] * query.idf.get(unit, 1.0)
-            for policy_id in self._postings[unit]:
-                if policy_id not in candidates:
-                    overlap[policy_id] = overlap.get(policy_id, 0.0) + weight
+            having = posting.keys() - candidates
+            regrouped: dict[float, set[str]] = {}
+            for overlap, group in by_overlap.items():
+                gaining = group & having if having else having
+                if len(gaining) == len(group):  # often so: common keywords go together ("users", "how many users")
+                    _merge(regrouped, overlap + weight, group)
+                    having = having - group if len(having) > len(group) else set()
+                    continue
+                if gaining:
+                    having -= gaining
+                    _merge(regrouped, overlap + weight, gaining)
+                    group = group - gaining
+                _merge(regrouped, overlap, group)
+            if having:  # policies met for the first time: 0.0 + weight
+                _merge(regrouped, weight, having)
+            by_overlap = regrouped
         room = CANDIDATE_BUDGET - len(candidates)
-        candidates.update(sorted(overlap, key=lambda policy_id: (-overlap[policy_id], policy_id))[:room])
+        chosen: list[str] = []
+        for overlap in sorted(by_overlap, reverse=True):  # most overlap first, ties by policy id
+            if len(chosen) >= room:
+                break
+            chosen.extend(sorted(by_overlap[overlap])[:room - len(chosen)])
+        candidates.update(chosen)
 
     def _schema_candidates(self, question: QuestionFeatures) -> set[str]:
         """Policies that share a schema object with the question, named or spelled out in words."""
@@ -243,6 +296,17 @@ class RankingIndex:
                     if object_words <= question.terms:
                         found.update(self._mentions[object_words])
         return found
+
+
+def _best_first(item: tuple[float, str, tuple[float, float, float]]) -> tuple[float, str]:
+    """Highest score first, ties by policy id: equal requests get equal answers."""
+    return item[0], item[1]
+
+
+def _merge(groups: dict[float, set[str]], overlap: float, policies: set[str]) -> None:
+    """Add ``policies`` to the group of ``overlap``; two ways to one sum make one group."""
+    groups[overlap] = groups[overlap] | policies if overlap in groups else policies
+
 
 def _discard(index: dict, key: object, policy_id: str) -> bool:
     """Drop ``policy_id`` from ``index[key]``; True when the key is gone with it."""

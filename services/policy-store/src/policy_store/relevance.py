@@ -107,7 +107,7 @@ def support_value(support_count: int) -> float:
     return min(1.0, math.log(support_count) / math.log(SUPPORT_SATURATION))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QuestionFeatures:
     """A question prepared once for ranking every policy: term vector, keywords, terms and schema objects."""
 
@@ -123,7 +123,7 @@ class QuestionFeatures:
                    units={unit: unit_weight(unit) for unit in keyword_units(text)}, terms=frozenset(terms(text)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PolicyFeatures:
     """What the ranking needs of one policy, prepared once per version."""
 
@@ -165,7 +165,7 @@ class PolicyFeatures:
         return PRIORITY_SHARE * self.priority + (1 - PRIORITY_SHARE) * self.support
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Corpus:
     """What the keyword part needs of the whole active set: its size, document frequencies, mean length."""
 
@@ -179,14 +179,21 @@ class Corpus:
         return math.log(1.0 + (self.size - frequency + 0.5) / (frequency + 0.5))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Query:
-    """A question with its keywords weighted for one corpus: the near spellings found there included."""
+    """A question with its keywords weighted for one corpus: the near spellings found there included.
+
+    What every policy's score needs of the question alone is worked out here once, so scoring a candidate only
+    reads the policy: each keyword's weight times its idf (``keyword_gains``, in the order of ``weights``, the
+    order the keyword part adds them in) and the question's vector as pairs.
+    """
 
     question: QuestionFeatures
     weights: Mapping[str, float]
     idf: Mapping[str, float]
     keyword_mass: float
+    keyword_gains: tuple[tuple[str, float], ...]
+    vector_items: tuple[tuple[str, float], ...]
 
     @classmethod
     def of(cls, question: QuestionFeatures, corpus: Corpus, spellings: Mapping[str, float]) -> Query:
@@ -196,10 +203,12 @@ class Query:
         idf = {unit: corpus.idf(unit) for unit in weights}
         # The question's own keywords set the scale; near spellings can only add to a match.
         mass = sum(weight * idf[unit] for unit, weight in question.units.items())
-        return cls(question=question, weights=weights, idf=idf, keyword_mass=mass)
+        return cls(question=question, weights=weights, idf=idf, keyword_mass=mass,
+                   keyword_gains=tuple((unit, weight * idf[unit]) for unit, weight in weights.items()),
+                   vector_items=tuple(question.document.vector.items()))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScoreParts:
     """The score of one policy for one question and the parts it is made of."""
 
@@ -219,11 +228,17 @@ class ScoreParts:
 
 def semantic_part(question: QuestionFeatures, policy: PolicyFeatures) -> float:
     """Cosine of the term vectors."""
-    document = question.document
-    if not document.norm or not policy.norm:
+    return _cosine(question.document.vector.items(), question.document.norm, policy)
+
+
+def _cosine(vector_items: Iterable[tuple[str, float]], norm: float, policy: PolicyFeatures) -> float:
+    if not norm or not policy.norm:
         return 0.0
-    dot = sum(value * policy.vector.get(term, 0.0) for term, value in document.vector.items())
-    return min(1.0, dot / (document.norm * policy.norm))
+    vector = policy.vector
+    # Terms the policy lacks add exactly 0.0 to the sum, so they are left out; the others are added in the
+    # question's order, as they always were (float sums depend on the order).
+    dot = sum([value * vector[term] for term, value in vector_items if term in vector])
+    return min(1.0, dot / (norm * policy.norm))
 
 
 def keyword_part(query: Query, policy: PolicyFeatures, corpus: Corpus) -> float:
@@ -231,12 +246,16 @@ def keyword_part(query: Query, policy: PolicyFeatures, corpus: Corpus) -> float:
     if query.keyword_mass <= 0:
         return 0.0
     scale = BM25_K1 * (1 - BM25_B + BM25_B * policy.length / max(corpus.average_length, 1.0))
+    units = policy.units
     total = 0.0
-    for unit, weight in query.weights.items():
-        frequency = policy.units.get(unit)
+    for unit, gain in query.keyword_gains:
+        frequency = units.get(unit)
         if frequency:
-            total += weight * query.idf[unit] * min(1.0, frequency * (BM25_K1 + 1) / (frequency + scale))
+            total += gain * min(1.0, frequency * _K1_PLUS_1 / (frequency + scale))
     return min(1.0, total / query.keyword_mass)
+
+
+_K1_PLUS_1 = BM25_K1 + 1
 
 
 def schema_credit(question: QuestionFeatures, policy: PolicyFeatures) -> float:
@@ -248,15 +267,26 @@ def schema_credit(question: QuestionFeatures, policy: PolicyFeatures) -> float:
     return credit
 
 
-def combine(semantic: float, keyword: float, schema: float, policy: PolicyFeatures) -> ScoreParts:
-    """The score from its text parts and the policy's priority and support."""
+def combined_score(semantic: float, keyword: float, schema: float, policy: PolicyFeatures) -> float:
+    """The score from its text parts and the policy's priority and support, rounded as it is shown."""
     text = SEMANTIC_WEIGHT * semantic + KEYWORD_WEIGHT * keyword + SCHEMA_WEIGHT * schema
     score = text * (1 - BOOST_SHARE + BOOST_SHARE * policy.boost)
+    return round(max(0.0, min(1.0, score)), 4)
+
+
+def combine(semantic: float, keyword: float, schema: float, policy: PolicyFeatures) -> ScoreParts:
+    """The score from its text parts and the policy's priority and support."""
     return ScoreParts(semantic=semantic, keyword=keyword, schema=schema, priority=policy.priority,
-                      support=policy.support, score=round(max(0.0, min(1.0, score)), 4))
+                      support=policy.support, score=combined_score(semantic, keyword, schema, policy))
+
+
+def text_parts(query: Query, policy: PolicyFeatures, corpus: Corpus) -> tuple[float, float, float]:
+    """The semantic, keyword and schema parts of ``policy`` for the question of ``query``."""
+    question = query.question
+    return (_cosine(query.vector_items, question.document.norm, policy), keyword_part(query, policy, corpus),
+            1.0 - math.exp(-schema_credit(question, policy)))
 
 
 def score_policy(query: Query, policy: PolicyFeatures, corpus: Corpus) -> ScoreParts:
     """The score of ``policy`` for the question of ``query``, with its parts."""
-    schema = 1.0 - math.exp(-schema_credit(query.question, policy))
-    return combine(semantic_part(query.question, policy), keyword_part(query, policy, corpus), schema, policy)
+    return combine(*text_parts(query, policy, corpus), policy)

@@ -58,6 +58,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process ``pid`` and its children, e.g. a PostgreSQL server and its backends (a backend that
+    exits takes its CPU with it: measure over intervals in which the connections stay open)."""
+    total = cpu_seconds(pid) or 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
 def load_average() -> float:
     """The 1-minute load average."""
     return os.getloadavg()[0]

@@ -14,7 +14,7 @@ import time
 from confluent_kafka import Producer
 from psycopg.types.json import Jsonb
 
-from bench.harness import Context, wait_for
+from bench.harness import Context, tree_cpu_seconds, wait_for
 from bench.profiling import profiled
 from bench.results import Comparison, Outcome, Target
 from bench.workload import decision_events
@@ -43,12 +43,14 @@ def run(ctx: Context) -> Outcome:
             return connection.execute("SELECT count(*) FROM processed_events").fetchone()[0]
 
         first = wait_for(applied, timeout=180, what="the first events materialized", interval=0.02)
-        started, cpu_before = time.perf_counter(), store.cpu()
+        postgres = bench.postgres.pid()
+        started, cpu_before, database_cpu_before = time.perf_counter(), store.cpu(), tree_cpu_seconds(postgres)
         with profiled(ctx, store, f"{NAME}-materialize"):
             wait_for(lambda: applied() >= total, timeout=900, what=f"all {total} events materialized",
                      interval=0.05)
         seconds = time.perf_counter() - started
         store_cpu = store.cpu() - cpu_before
+        database_cpu = tree_cpu_seconds(postgres) - database_cpu_before
         rows = {table: connection.execute(f"SELECT * FROM {table}") for table in TABLES}
         rows = {table: (_columns(cursor), cursor.fetchall()) for table, cursor in rows.items()}
     materialized = (total - first) / seconds
@@ -57,10 +59,11 @@ def run(ctx: Context) -> Outcome:
     target_database = bench.database(f"{NAME}_raw")
     statements = [_statement(table, columns, values) for table, (columns, values) in rows.items()]
     with bench.connect(target_database) as connection:
-        raw_started = time.perf_counter()
+        raw_started, raw_database_before = time.perf_counter(), tree_cpu_seconds(postgres)
         for statement, values in statements:
             _insert(connection, statement, values)
         raw_seconds = time.perf_counter() - raw_started
+        raw_database_cpu = tree_cpu_seconds(postgres) - raw_database_before
     raw_rate = total / raw_seconds
 
     outcome.add("events materialized", materialized, "ev/s", reference=raw_rate,
@@ -70,8 +73,11 @@ def run(ctx: Context) -> Outcome:
                  f"from the first event applied ({first:,} were in by then) to the last, {seconds:.1f} s")
     outcome.note(f"policy-store used {store_cpu / seconds:.2f} cores ({store_cpu / (total - first) * 1000:.2f} ms "
                  f"CPU per event); batch size 500, the default")
+    outcome.note(f"PostgreSQL (server and backends) used {database_cpu / seconds:.2f} cores "
+                 f"({database_cpu / (total - first) * 1000:.2f} ms CPU per event)")
     outcome.note(f"raw INSERT: {row_count:,} rows in {len(TABLES)} tables, executemany in transactions of "
-                 f"{BATCH_ROWS} rows, {raw_seconds:.1f} s")
+                 f"{BATCH_ROWS} rows, {raw_seconds:.1f} s; PostgreSQL used {raw_database_cpu / total * 1000:.2f} ms "
+                 f"CPU per event")
     return outcome
 
 

@@ -57,16 +57,19 @@ def life_of_a_policy() -> list[IncomingEvent]:
     ]
 
 
-def materialized(infrastructure: ServerSet, events: list[IncomingEvent]) -> str:
-    """A new database with ``events`` applied one transaction each, in the given order."""
+def materialized(infrastructure: ServerSet, events: list[IncomingEvent], batch: int = 1) -> str:
+    """A new database with ``events`` applied in the given order, ``batch`` events per transaction (as the
+    consumer applies them)."""
     url = infrastructure.new_database("order")
     upgrade(url)
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     materializer = Materializer(auto_activate=False)
-    for event in events:
+    for start in range(0, len(events), batch):
         with sessions() as session, session.begin():
-            materializer.apply(session, event)
+            prepared = materializer.prepare_batch(session, events[start:start + batch])
+            for event in events[start:start + batch]:
+                prepared.apply(event)
     engine.dispose()
     return url
 
@@ -156,3 +159,36 @@ def test_a_merged_twin_gives_its_feedback_to_the_older_policy_in_any_order(infra
             assert older.supersedes == ["p5"]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("scenario", [life_of_a_policy, contradicted, twins])
+def test_a_batch_ends_in_the_state_of_its_events_applied_one_by_one(infrastructure: ServerSet, scenario) -> None:
+    """The batch's set-based statements (claims, submissions, locks, look-ups read once) change no outcome: a
+    policy created, repeated, reviewed and superseded within one batch, or across batches, in any order."""
+    events = scenario()
+    one_by_one = table_contents(materialized(infrastructure, events))
+    orders = [events, list(reversed(events)), random.Random(5).sample(events, len(events))]
+    for order in map(keeping_reviews_in_order, orders):
+        for batch in (len(order), 3):
+            assert table_contents(materialized(infrastructure, order, batch)) == one_by_one, (order, batch)
+
+
+def test_an_event_twice_in_a_batch_or_in_a_later_batch_is_applied_once(infrastructure: ServerSet) -> None:
+    events = life_of_a_policy()[:4]
+    url = infrastructure.new_database("order")
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    materializer = Materializer(auto_activate=False)
+    try:
+        with sessions() as session, session.begin():
+            prepared = materializer.prepare_batch(session, [*events, events[3]])
+            assert [prepared.apply(event) for event in [*events, events[3]]] == [True, True, True, True, False]
+        with sessions() as session, session.begin():
+            prepared = materializer.prepare_batch(session, events)
+            assert [prepared.apply(event) for event in events] == [False] * 4
+        with Session(engine) as session:
+            assert session.get(PolicyRecord, "p1").source_feedback_ids == ["f1", "f2"]
+    finally:
+        engine.dispose()
+    assert table_contents(url) == table_contents(materialized(infrastructure, events))

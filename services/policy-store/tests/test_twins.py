@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from policy_store.materializer import Materializer
 from policy_store.models import PolicyRecord
-from policy_store.twins import find_twin
+from policy_store.twins import NEAREST, find_twin, find_twins
 from policyloop_common.cloudevents import decode, encode
 from policyloop_common.events import DecisionDetails, DecisionKind, PolicyGenerated, PolicyImported
 from policyloop_common.policy import GeneratorInfo, Policy
@@ -92,3 +92,16 @@ def test_an_imported_policy_of_the_same_lesson_is_no_twin(sessions) -> None:
     _stored(sessions, _value_lesson("generated", 3, "retired"))
     assert _twin_of(sessions, "generated") is None
 
+
+
+def test_a_batch_of_policies_finds_the_twins_each_would_find_alone(sessions) -> None:
+    """One statement for a whole consumer batch, among more policies than each may be compared with."""
+    lessons = [_value_lesson(f"p{n:02d}", n, f"stage_{n % 7}") for n in range(NEAREST + 15)]
+    _stored(sessions, *lessons, _value_lesson("far", 600, "stage_1"))
+    with sessions() as session:
+        records = [session.get(PolicyRecord, policy.policy_id) for policy in [*lessons, _value_lesson("far", 0, "")]]
+        together = {probe: twin.policy_id for probe, twin in
+                    find_twins(session, records, threshold=0.6, window=WINDOW).items()}
+    alone = {policy.policy_id: _twin_of(sessions, policy.policy_id) for policy in [*lessons]}
+    assert together == {probe: twin for probe, twin in alone.items() if twin is not None}
+    assert together["p07"] == "p00" and together["p00"] == "p07" and "far" not in together

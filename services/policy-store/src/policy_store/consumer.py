@@ -75,10 +75,11 @@ class StoreConsumer(BatchConsumerLoop):
                             extra={"reason": error.reason, "topic": message.topic(), "offset": message.offset()})
         applied = 0
         with self._sessions() as session, session.begin():
+            batch = self._materializer.prepare_batch(session, events)
             for event in events:
                 with traced(f"store.apply {event.event_type}", event.extra_headers.get(KAFKA_TRACEPARENT),
                             kind=SpanKind.CONSUMER, feedback_id=getattr(event.payload, "feedback_id", None)):
-                    changed = self._materializer.apply(session, event)
+                    changed = batch.apply(event)
                     applied += changed
                     # One line per event, tagged with its feedback and trace: the last hop of a feedback's trail.
                     log.info("event applied", extra={"type": event.event_type, "changed": bool(changed),

@@ -112,14 +112,16 @@ def _ends(consumer: Consumer, topics: list[str]) -> dict[tuple[str, int], int]:
 
 
 def _apply(batch: list, sessions: sessionmaker[Session], materializer: Materializer, report: RebuildReport) -> None:
+    events = []
+    for message in batch:
+        report.read[message.topic()] += 1
+        try:
+            events.append(decode(value=message.value(), key=message.key(), headers=message.headers(),
+                                 topic=message.topic(), partition=message.partition(), offset=message.offset()))
+        except UnreadableEvent:
+            report.unreadable[message.topic()] += 1
     with sessions() as session, session.begin():
-        for message in batch:
-            report.read[message.topic()] += 1
-            try:
-                event = decode(value=message.value(), key=message.key(), headers=message.headers(),
-                               topic=message.topic(), partition=message.partition(), offset=message.offset())
-            except UnreadableEvent:
-                report.unreadable[message.topic()] += 1
-                continue
-            if materializer.apply(session, event):
-                report.applied[message.topic()] += 1
+        prepared = materializer.prepare_batch(session, events)
+        for event in events:
+            if prepared.apply(event):
+                report.applied[event.topic] += 1

@@ -24,12 +24,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, or_, select
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from policy_store.metrics import TWINS_MERGED
-from policy_store.models import PolicyHistory, PolicyRecord
+from policy_store.models import PolicyRecord
 from policy_store.publishing import ConsumerDecisions
 from policy_store.relevance import policy_search_text
 from policy_store.serialization import policy_model
@@ -55,27 +54,70 @@ def twin_event_id(younger: str, older: str) -> str:
     return str(uuid.uuid5(TWIN_NAMESPACE, f"{younger}\n{older}"))
 
 
-def find_twin(session: Session, record: PolicyRecord, *, threshold: float, window: timedelta) -> PolicyRecord | None:
-    """The oldest served policy created within ``window`` of ``record`` that teaches the same lesson, if any.
+# The nearest policies of each probe, for a whole batch in one statement: two walks of the creation-time index
+# outwards from each probe (no sort of the whole window), among the served policies of its category or sharing
+# one of its schema objects. Imported policies were chosen by an operator, not written at the same moment by
+# another generator, so they are left out.
+_NEAREST_OF_EACH = text("""
+SELECT probe.policy_id AS probe_id, near.policy_id AS near_id
+FROM policies AS probe
+CROSS JOIN LATERAL (
+    (SELECT other.policy_id FROM policies AS other
+     WHERE other.created_at BETWEEN probe.created_at - :window AND probe.created_at AND {related}
+     ORDER BY other.created_at DESC, other.policy_id DESC LIMIT :half)
+    UNION ALL
+    (SELECT other.policy_id FROM policies AS other
+     WHERE other.created_at > probe.created_at AND other.created_at <= probe.created_at + :window AND {related}
+     ORDER BY other.created_at, other.policy_id LIMIT :half)
+) AS near
+WHERE probe.policy_id = ANY(:probe_ids)
+""".format(related="""other.policy_id <> probe.policy_id AND other.status = ANY(:served)
+         AND (other.category = probe.category
+              OR other.schema_objects ?| ARRAY(SELECT jsonb_array_elements_text(probe.schema_objects)))
+         AND NOT EXISTS (SELECT 1 FROM policy_history AS h
+                         WHERE h.policy_id = other.policy_id AND h.action = 'imported')"""))
 
-    Compared are at most ``NEAREST`` policies, the nearest in creation time among those of the same category or
-    sharing a schema object: twins are written within seconds of each other about the same objects, and the bound
-    keeps a bulk load (thousands of policies created at once) linear.
+
+def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: float,
+               window: timedelta) -> dict[str, PolicyRecord]:
+    """For each of ``records`` that has one, the oldest served policy created within ``window`` of it that
+    teaches the same lesson: two statements for all of them.
+
+    Compared are at most ``NEAREST`` policies for each, the nearest in creation time among those of the same
+    category or sharing a schema object: twins are written within seconds of each other about the same objects,
+    and the bound keeps a bulk load (thousands of policies created at once) linear.
     """
-    related = PolicyRecord.category == record.category
-    if record.schema_objects:
-        related = or_(related, PolicyRecord.schema_objects.op("?|")(array(record.schema_objects)))
-    # Imported policies were chosen by an operator, not written at the same moment by another generator.
-    imported = exists().where(PolicyHistory.policy_id == PolicyRecord.policy_id, PolicyHistory.action == "imported")
-    near = select(PolicyRecord).where(PolicyRecord.policy_id != record.policy_id, PolicyRecord.status.in_(SERVED),
-                                      related, ~imported)
-    # Two walks of the creation-time index, outwards from the policy: no sort of the whole window.
-    before = near.where(PolicyRecord.created_at.between(record.created_at - window, record.created_at)) \
-        .order_by(PolicyRecord.created_at.desc(), PolicyRecord.policy_id.desc()).limit(NEAREST // 2)
-    after = near.where(PolicyRecord.created_at > record.created_at,
-                       PolicyRecord.created_at <= record.created_at + window) \
-        .order_by(PolicyRecord.created_at, PolicyRecord.policy_id).limit(NEAREST // 2)
-    nearby = [*session.execute(before).scalars(), *session.execute(after).scalars()]
+    if not records:
+        return {}
+    # The walks must follow the creation-time index and stop at the limit. Right after a bulk load the planner's
+    # statistics still describe a table of a few rows, and it chose to fetch and sort each probe's whole window
+    # instead (measured on 3,869 policies created within a second: 50 probes in 1,064 ms, against 6.8 ms once the
+    # statistics caught up). Without sorts and bitmap scans, for this transaction only, the ordered walk is the
+    # plan whatever the statistics say.
+    session.execute(text("SET LOCAL enable_sort = off"))
+    session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    pairs = session.execute(_NEAREST_OF_EACH, dict(probe_ids=[record.policy_id for record in records],
+                                                    window=window, half=NEAREST // 2, served=list(SERVED))).all()
+    near_ids = {near for _, near in pairs}
+    loaded = {record.policy_id: record for record in session.execute(
+        select(PolicyRecord).where(PolicyRecord.policy_id.in_(near_ids))).scalars()} if near_ids else {}
+    nearby: dict[str, list[PolicyRecord]] = {}
+    for probe, near in pairs:
+        nearby.setdefault(probe, []).append(loaded[near])
+    twins = {}
+    for record in records:
+        twin = _oldest_twin(record, nearby.get(record.policy_id, []), threshold)
+        if twin is not None:
+            twins[record.policy_id] = twin
+    return twins
+
+
+def find_twin(session: Session, record: PolicyRecord, *, threshold: float, window: timedelta) -> PolicyRecord | None:
+    """The oldest served policy created within ``window`` of ``record`` that teaches the same lesson, if any."""
+    return find_twins(session, [record], threshold=threshold, window=window).get(record.policy_id)
+
+
+def _oldest_twin(record: PolicyRecord, nearby: list[PolicyRecord], threshold: float) -> PolicyRecord | None:
     probe = _document(record.policy_id, record.version, policy_search_text(record))
     twins = []
     for other in nearby:
@@ -105,19 +147,27 @@ class TwinResolver(ConsumerDecisions):
         merged = []
         window = timedelta(seconds=self._settings.twin_window_seconds)
         # One session for the batch's look-ups (a bulk load creates hundreds of policies per batch); a merge is
-        # rare and commits through its own, after which the rows read so far are read again.
+        # rare and commits through its own, after which the policies not yet checked are looked up again.
         with self._sessions() as session:
-            for policy_id in created:
-                record = session.get(PolicyRecord, policy_id)
-                if record is None or record.status not in SERVED:
-                    continue
-                twin = find_twin(session, record, threshold=self._settings.twin_threshold, window=window)
-                if twin is None:
-                    continue
-                younger, older = sorted([record, twin], key=lambda r: (r.created_at, r.policy_id), reverse=True)
-                if self._merge(younger.policy_id, older.policy_id):
-                    merged.append(younger.policy_id)
-                session.expire_all()
+            while created:
+                records = [record for record in session.execute(
+                    select(PolicyRecord).where(PolicyRecord.policy_id.in_(created))).scalars()
+                    if record.status in SERVED]
+                order = {policy_id: position for position, policy_id in enumerate(created)}
+                records.sort(key=lambda record: order[record.policy_id])
+                twins = find_twins(session, records, threshold=self._settings.twin_threshold, window=window)
+                remaining: list[str] = []
+                for position, record in enumerate(records):
+                    twin = twins.get(record.policy_id)
+                    if twin is None:
+                        continue
+                    younger, older = sorted([record, twin], key=lambda r: (r.created_at, r.policy_id), reverse=True)
+                    if self._merge(younger.policy_id, older.policy_id):
+                        merged.append(younger.policy_id)
+                    remaining = [later.policy_id for later in records[position + 1:]]
+                    session.expire_all()
+                    break
+                created = remaining
         return merged
 
     def _merge(self, younger: str, older: str) -> bool:

@@ -162,3 +162,20 @@ def test_re_analysis_after_a_rejection_writes_a_new_policy_held_for_review() -> 
     # A run has its own policy id: the rejected policy and its history stay as they are.
     assert again.policy.policy_id == policy_id_for(lesson.feedback_id, "run-1") != first.policy.policy_id
     assert any("rejected" in reason for reason in again.decision.review_reasons)
+
+
+def test_the_policies_out_of_service_follow_staged_reviews_and_the_batch_own_versions() -> None:
+    """What a re-analysis is checked against, without a copy of every known policy: the same as filtering them."""
+    index, _, _, first = learnt_lesson()
+    policy_id = first.policy.policy_id
+    assert index.out_of_service() == []
+    index.stage(PolicyReviewed(policy_id=policy_id, action=ReviewAction.RETIRE, reviewer="root",
+                               reviewed_at=datetime.now(UTC)))
+    assert [(p.policy_id, p.status.value) for p in index.out_of_service()] == [(policy_id, "retired")]
+    approved_again = index.out_of_service(made=[first.policy.model_copy(update={"status": "active"})])
+    assert approved_again == []
+    index.commit_staged()
+    assert index.out_of_service() == [p for p in index.policies() if p.status.value in ("rejected", "retired")]
+    index.apply(PolicyReviewed(policy_id=policy_id, action=ReviewAction.APPROVE, reviewer="root",
+                               reviewed_at=datetime.now(UTC)))
+    assert index.out_of_service() == []

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 from opentelemetry.trace import SpanKind
 
+from policy_generator.candidate_index import CandidateIndex
 from policy_generator.context import build_context
 from policy_generator.decision import DecisionMaker, decision_kind
 from policy_generator.decision_threads import DecisionThreads
-from policy_generator.dedup import IN_BATCH_RECHECK_THRESHOLD, rank_candidates
+from policy_generator.dedup import IN_BATCH_RECHECK_THRESHOLD, as_candidates, feedback_document
 from policy_generator.metrics import DECISION_SECONDS, IN_BATCH_RECHECKS
 from policyloop_common.events import (
     DecisionEvent,
@@ -80,14 +81,18 @@ class BatchDecider:
         futures = [self._threads.submit(self._decide, item, (), "feedback.decide", SpanKind.CONSUMER)
                    for item in batch]
         made: list[Policy] = []  # policies created by earlier feedback of this batch
+        # The same, indexed: each decision is rechecked against them without scoring every one (a batch of new
+        # lessons would otherwise cost a number of scorings that grows with the square of its size).
+        made_index = CandidateIndex()
         decided: list[Decided] = []
         try:
             for item, future in zip(batch, futures, strict=True):
                 result = _wait(future, abandon)
-                if isinstance(result.event, PolicyGenerated) and self._may_repeat(item.feedback, made):
+                if isinstance(result.event, PolicyGenerated) and self._may_repeat(item.feedback, made_index):
                     result = self._look_again(item, result, tuple(made), abandon)
                 if isinstance(result.event, PolicyGenerated):
                     made.append(result.event.policy)
+                    made_index.put(result.event.policy)
                 decided.append(result)
         except BaseException:
             # Calls not started yet are dropped; running ones end on their own and nobody reads them.
@@ -98,12 +103,12 @@ class BatchDecider:
             DECISION_SECONDS.observe(result.seconds)
         return decided
 
-    def _may_repeat(self, feedback: FeedbackSubmitted, made: list[Policy]) -> bool:
+    def _may_repeat(self, feedback: FeedbackSubmitted, made: CandidateIndex) -> bool:
         """Whether a policy made earlier in the batch may be this feedback's lesson."""
-        if not made:
+        if not len(made):
             return False
         # Only the batch's own policies are ranked here: the known ones were candidates of the first decision.
-        best = rank_candidates(build_context(feedback), made, k=1)
+        best = as_candidates(made.rank(feedback_document(build_context(feedback)), 1))
         return bool(best) and best[0].similarity >= self._recheck_threshold
 
     def _look_again(self, item: Pending, first: Decided, made: Sequence[Policy],

@@ -18,7 +18,7 @@ from policy_generator.dedup import (
 )
 from policy_generator.embeddings import PolicyEmbeddings, merged_candidates
 from policy_generator.metrics import LLM_CALLS, LLM_TOKENS
-from policy_generator.policy_index import PolicyIndex, laid_over
+from policy_generator.policy_index import OUT_OF_SERVICE, PolicyIndex, laid_over
 from policy_generator.providers.base import Candidate, DecisionRequest, PolicyProvider, ProviderError, Verdict
 from policy_generator.schema_catalogue import SchemaCatalogue
 from policy_generator.screening import input_findings, output_findings
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 
 # Policy ids derive from the feedback that created them, so reprocessing a feedback yields the same id.
 _POLICY_NAMESPACE = uuid.UUID("0b8f5f0e-3c1d-4d8e-8f7a-5a2b1c9d7e60")
-# Taken out of service by a person.
-OUT_OF_SERVICE = (PolicyStatus.REJECTED, PolicyStatus.RETIRED)
 
 
 def policy_id_for(feedback_id: str, run_id: str | None = None) -> str:
@@ -149,7 +147,7 @@ class DecisionMaker:
                 generator=GeneratorInfo(provider=self.provider.name, model=self.provider.model),
             )
             details["review_reasons"] = (self._review_reasons(suspicious, policy)
-                                         + _rejected_before(feedback, known.policies()))
+                                         + _rejected_before(feedback, known.out_of_service()))
             kind = DecisionKind.NEW
             # A contradiction retires the old rule only through a policy that may be served as it is.
             if verdict.verdict is Verdict.SUPERSEDE and verdict.target is not None and not details["review_reasons"]:
@@ -205,10 +203,16 @@ class _Known:
         """Every one of them; a copy of the index's, so only where a decision needs more than its candidates."""
         return laid_over(self.index.policies() if self.given is None else self.given, self.made)
 
+    def out_of_service(self) -> list[Policy]:
+        """Those a person took out of service, in policy id order."""
+        if self.given is None:
+            return self.index.out_of_service(self.made)
+        return sorted((policy for policy in laid_over(self.given, self.made) if policy.status in OUT_OF_SERVICE),
+                      key=lambda policy: policy.policy_id)
 
-def _rejected_before(feedback: FeedbackSubmitted, known: Sequence[Policy]) -> list[str]:
+
+def _rejected_before(feedback: FeedbackSubmitted, out_of_service: Sequence[Policy]) -> list[str]:
     """A reviewer rejected or retired a policy this feedback gave before: a new one from it (a re-analysis)
     waits for a reviewer too, rather than bring back a lesson someone took out of service."""
     return [f"feedback re-analysed after its policy {policy.policy_id} was {policy.status.value}"
-            for policy in known if policy.status in OUT_OF_SERVICE
-            and feedback.feedback_id in policy.source_feedback_ids][:1]
+            for policy in out_of_service if feedback.feedback_id in policy.source_feedback_ids][:1]

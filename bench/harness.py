@@ -48,27 +48,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (all its threads); None once it is gone."""
+def _stat(path: Path) -> tuple[int, float] | None:
+    """A process's parent pid and user + system CPU seconds (all its threads), from its ``stat``; None once the
+    process is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = path.read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
-    # Fields 14 and 15 of stat (utime, stime), counted after the ")" that ends the command name.
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    # Counted after the ")" that ends the command name: field 4 of stat (ppid), fields 14 and 15 (utime, stime).
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads); None once it is gone."""
+    stat = _stat(Path(f"/proc/{pid}/stat"))
+    return stat[1] if stat is not None else None
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of process ``pid`` and its children, e.g. a PostgreSQL server and its backends (a backend that
     exits takes its CPU with it: measure over intervals in which the connections stay open)."""
     total = cpu_seconds(pid) or 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        stat = _stat(path)
+        if stat is not None and stat[0] == pid:
+            total += stat[1]
     return total
 
 

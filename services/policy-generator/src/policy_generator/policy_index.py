@@ -101,23 +101,13 @@ class PolicyIndex:
         probe = feedback_document(context)
         with self._lock:
             assert self._candidates is not None
-            # Only what differs from the committed policies: the staged changes (written to the layer over them),
-            # then the policies made.
-            overlay: dict[str, Policy] = {}
-            if self._staged:
-                self._with_staged(ChainMap(overlay, self._policies))
-            overlay.update((policy.policy_id, policy) for policy in made)
-            return as_candidates(self._candidates.rank(probe, k, overlay))
+            return as_candidates(self._candidates.rank(probe, k, self._overlay(made)))
 
     def out_of_service(self, made: Sequence[Policy] = ()) -> list[Policy]:
         """The rejected and retired policies, staged changes applied and ``made`` laid over them (as
         ``policies()`` filtered by status, in policy id order) without copying every known policy."""
         with self._lock:
-            overlay: dict[str, Policy] = {}
-            if self._staged:
-                self._with_staged(ChainMap(overlay, self._policies))
-            overlay.update((policy.policy_id, policy) for policy in made)
-            found = {**self._out_of_service, **overlay}
+            found = {**self._out_of_service, **self._overlay(made)}
             return [found[policy_id] for policy_id in sorted(found) if found[policy_id].status in OUT_OF_SERVICE]
 
     def get(self, policy_id: str) -> Policy | None:
@@ -128,6 +118,15 @@ class PolicyIndex:
     def __len__(self) -> int:
         with self._lock:
             return len(self._policies)
+
+    def _overlay(self, made: Sequence[Policy]) -> dict[str, Policy]:
+        """Only what differs from the committed policies, by id: the staged changes (written to a layer over
+        them), then the policies ``made``. Called under the lock."""
+        overlay: dict[str, Policy] = {}
+        if self._staged:
+            self._with_staged(ChainMap(overlay, self._policies))
+        overlay.update((policy.policy_id, policy) for policy in made)
+        return overlay
 
     def _with_staged(self, policies: MutableMapping[str, Policy]) -> MutableMapping[str, Policy]:
         """``policies`` (a copy of the committed ones, or a layer over them) with the staged events applied."""

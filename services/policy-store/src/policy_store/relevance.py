@@ -251,11 +251,8 @@ def keyword_part(query: Query, policy: PolicyFeatures, corpus: Corpus) -> float:
     for unit, gain in query.keyword_gains:
         frequency = units.get(unit)
         if frequency:
-            total += gain * min(1.0, frequency * _K1_PLUS_1 / (frequency + scale))
+            total += gain * min(1.0, frequency * (BM25_K1 + 1) / (frequency + scale))
     return min(1.0, total / query.keyword_mass)
-
-
-_K1_PLUS_1 = BM25_K1 + 1
 
 
 def schema_credit(question: QuestionFeatures, policy: PolicyFeatures) -> float:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from policy_store.core.db import make_engine
 from policy_store.models import FeedbackRecord, PolicyEvidence, PolicyHistory, PolicyRecord, ReanalysisRequest
 from policyloop_common.cloudevents import IncomingEvent
 from policyloop_common.events import (
@@ -17,6 +18,7 @@ from policyloop_common.events import (
     FeedbackReanalysisRequested,
     PolicyGenerated,
     PolicyGenerationFailed,
+    PolicyImported,
     PolicySkipped,
     SkipReason,
 )
@@ -197,3 +199,24 @@ def test_a_first_decision_overtaken_by_a_rerun_of_pending_feedback_still_brings_
     with sessions() as session:
         assert session.get(PolicyRecord, "p1").source_feedback_ids == ["f1"]
 
+
+
+def test_a_rerun_finding_an_imported_copy_of_its_lesson_ends_alike_whether_the_copy_comes_first_or_last(
+        infrastructure: ServerSet) -> None:
+    """The copy lists the feedback among its own sources: the rerun's duplicate counts already, and a rebuild
+    that reads the decision before the import (another topic) must end where the live store did."""
+    copy = generated("f1", "p1").policy.model_copy(update={"policy_id": "copy", "status": "active"})
+    imported = at(PolicyImported(policy=copy, importer="root", imported_at=NOW + timedelta(seconds=5)), 5)
+    asked, rerun = request("f1", "run-a", 10), at(in_run(duplicate("f1", "copy"), "run-a"), 11)
+    first = [at(submitted("f1"), 1), at(generated("f1", "p1"), 2)]
+    live = materialized(infrastructure, [*first, imported, asked, rerun])
+    engine = make_engine(live)
+    try:
+        with Session(engine) as session:
+            assert session.scalars(select(PolicyEvidence.feedback_id)).all() == []
+            assert session.get(PolicyRecord, "copy").support_count == 1
+    finally:
+        engine.dispose()
+    for order in ([*first, asked, rerun, imported], [rerun, imported, asked, *first]):
+        for batch in (1, len(order)):
+            assert table_contents(materialized(infrastructure, order, batch)) == table_contents(live), (order, batch)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -310,9 +310,6 @@ class Materializer:
                 self._superseded_by_generator(session, replaced, event, incoming)
         elif (isinstance(event, PolicySkipped) and event.reason is SkipReason.DUPLICATE_POLICY
               and event.duplicate_of):
-            if event.reanalysis_run_id is not None and self._counts_already(session, event.duplicate_of,
-                                                                             event.feedback_id):
-                return  # re-analysis found the lesson it already counts for: support stays as it is
             self._add_evidence(session, event.duplicate_of, event.feedback_id, incoming)
 
     @staticmethod
@@ -329,11 +326,15 @@ class Materializer:
         session.add(record)
         _state(session).policies[record.policy_id] = record
 
-    @classmethod
-    def _counts_already(cls, session: Session, policy_id: str, feedback_id: str) -> bool:
-        """True when the policy exists and lists the feedback among its sources (its own or as evidence)."""
-        record = cls._policy(session, policy_id)
-        return record is not None and feedback_id in record.source_feedback_ids
+    @staticmethod
+    def _drop_own_evidence(session: Session, policy: Policy) -> None:
+        """Evidence recorded before the policy arrived for feedback that is one of its own sources (a re-analysis
+        finding a lesson it taught, say): applied after the policy, it counts already and is no evidence
+        (``_evidence``), so it is none in either order."""
+        if policy.policy_id in _state(session).no_evidence or not policy.source_feedback_ids:
+            return
+        session.execute(delete(PolicyEvidence).where(PolicyEvidence.policy_id == policy.policy_id,
+                                                     PolicyEvidence.feedback_id.in_(policy.source_feedback_ids)))
 
     def _reanalysis_requested(self, session: Session, event: FeedbackReanalysisRequested, event_id: str) -> None:
         """The request's columns of its row; a decision applied before it keeps its own columns."""
@@ -365,6 +366,8 @@ class Materializer:
         record = self._policy(session, policy.policy_id, for_update=True)
         if record is not None and record.version >= policy.version:
             return
+        if record is None:
+            self._drop_own_evidence(session, policy)
         content = self._content(session, policy)
         if spent is not None:
             content.update(prompt_tokens=spent.prompt_tokens, completion_tokens=spent.completion_tokens,
@@ -434,6 +437,7 @@ class Materializer:
             log.info("imported policy already present; left as it is", extra={"policy_id": policy.policy_id})
             return
         active = policy.status is PolicyStatus.ACTIVE
+        self._drop_own_evidence(session, policy)
         record = PolicyRecord(policy_id=policy.policy_id, status=policy.status.value, created_at=policy.created_at,
                               valid_from=event.imported_at if active else None,
                               supersedes=self._predecessors(session, policy.policy_id),
@@ -499,13 +503,15 @@ class Materializer:
         self._evidence(session, policy_id, feedback_id, incoming.time, incoming.event_id)
 
     def _evidence(self, session: Session, policy_id: str, feedback_id: str, at: datetime, event_id: str) -> None:
+        record = self._policy(session, policy_id, for_update=True)
+        if record is not None and feedback_id in record.source_feedback_ids:
+            return  # counted already, as one of its own sources or as evidence: support stays as it is
         added = session.execute(insert(PolicyEvidence)
                                 .values(policy_id=policy_id, feedback_id=feedback_id, added_at=at,
                                         event_id=event_id)
                                 .on_conflict_do_nothing().returning(PolicyEvidence.feedback_id)).first()
         _state(session).no_evidence.discard(policy_id)
-        record = self._policy(session, policy_id, for_update=True)
-        if added is None or record is None or feedback_id in record.source_feedback_ids:
+        if added is None or record is None:
             return
         evidence = self._evidence_ids(session, policy_id)
         own = [source for source in record.source_feedback_ids if source not in set(evidence)]

@@ -3,6 +3,7 @@ concurrent decisions in record order, and a stop in the middle of a batch."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -349,6 +350,98 @@ def test_decisions_of_a_batch_overlap_and_are_produced_in_record_order(kafka_boo
     assert all(isinstance(event.payload, PolicySkipped) for event in events)
 
 
+def test_the_next_batch_is_fetched_while_the_calls_of_the_one_before_are_out(kafka_bootstrap: str,
+                                                                            one_partition: Topics,
+                                                                            unique_name: str) -> None:
+    from tests.support.fake_openai import FakeOpenAI
+
+    count, batch_size, in_flight = 12, 2, 6
+    group = f"gen-{unique_name}"
+    lessons = [feedback(f"Wrong answer number {n}", f"Question {n}?") for n in range(count)]
+    publish(kafka_bootstrap, one_partition.feedback, *lessons)
+    with FakeOpenAI() as model:
+        # Answers out of record order, so later batches are decided before earlier ones.
+        model.script(*[answer(f"answer {n}", delay=0.6 - 0.04 * n) for n in range(count)])
+        generator = RunningGenerator(kafka_bootstrap, one_partition, group=group, provider=openai_provider(model),
+                                     batch_size=batch_size, max_in_flight=in_flight, poll_timeout=2.0)
+        try:
+            events = decisions_for(kafka_bootstrap, one_partition.decisions, count)
+            assert eventually(lambda: committed_offsets(kafka_bootstrap, group, one_partition.feedback) == [count],
+                              what="the offsets committed")
+        finally:
+            generator.stop()
+        assert len(model.requests) == count
+        # More calls were out at once than one batch holds: the batches overlapped.
+        assert batch_size < model.most_in_flight <= in_flight
+    assert [event.payload.feedback_id for event in events] == [item.feedback_id for item in lessons]
+
+
+def test_a_twin_in_the_next_batch_fetched_while_the_first_is_out_gives_one_policy(kafka_bootstrap: str,
+                                                                                  one_partition: Topics,
+                                                                                  unique_name: str) -> None:
+    from tests.support.fake_openai import FakeOpenAI, Reply
+
+    comment = "Wrong column: the table has total_users, not users"
+    first, second = feedback(comment, "How many systems have more than 500 users?"), feedback(
+        comment, "List systems with over 2000 users")
+    publish(kafka_bootstrap, one_partition.feedback, first, second)
+    policy = {**PROVINCE_POLICY, "rule": "Use systems.total_users for the number of users; there is no users.",
+              "correct_mapping": "users -> systems.total_users"}
+    rechecked = REGISTRY.get_sample_value("policyloop_generator_in_batch_rechecks_total", {"kind": "duplicate"}) or 0
+    with FakeOpenAI() as model:
+        model.script(replace(Reply.decision(verdict="NEW", policy=policy), delay=0.8),
+                     Reply.decision(verdict="NEW", policy=policy),
+                     Reply.decision(verdict="DUPLICATE", candidate=0, reasoning="same lesson"))
+        # One record per batch: the second is its own batch, decided while the first one's call is out.
+        generator = RunningGenerator(kafka_bootstrap, one_partition, group=f"gen-{unique_name}",
+                                     provider=openai_provider(model), batch_size=1, max_in_flight=4)
+        try:
+            made, folded = [event.payload for event in decisions_for(kafka_bootstrap, one_partition.decisions, 2)]
+        finally:
+            generator.stop()
+        assert model.most_in_flight == 2
+    assert isinstance(made, PolicyGenerated) and made.feedback_id == first.feedback_id
+    assert isinstance(folded, PolicySkipped) and folded.duplicate_of == made.policy.policy_id
+    assert REGISTRY.get_sample_value("policyloop_generator_in_batch_rechecks_total",
+                                     {"kind": "duplicate"}) == rechecked + 1
+
+
+def test_batches_in_hand_when_partitions_move_are_decided_once(kafka_bootstrap: str, topics: Topics,
+                                                               unique_name: str, caplog) -> None:
+    from tests.support.fake_openai import FakeOpenAI
+
+    caplog.set_level(logging.INFO, logger="policy_generator.worker")
+    group = f"gen-{unique_name}"
+    lessons = [feedback(f"Wrong answer number {n}", f"Question {n}?") for n in range(24)]
+    publish(kafka_bootstrap, topics.feedback, *lessons)
+    with FakeOpenAI() as model:
+        # More answers than lessons: a feedback decided twice would show twice in the topic, not fail a call.
+        model.script(*[answer("decided", delay=6.0) for _ in range(2 * len(lessons))])
+        first = RunningGenerator(kafka_bootstrap, topics, group=group, transactional_id=f"tx-a-{unique_name}",
+                                 provider=openai_provider(model), batch_size=4, max_in_flight=len(lessons))
+        second = None
+        try:
+            # Every record of every partition is in the first worker's hands, its calls out, when a second member
+            # joins and partitions move: what it holds of them must be committed before they go.
+            eventually(lambda: len(model.requests) == len(lessons), what="every call out")
+            second = RunningGenerator(kafka_bootstrap, topics, group=group, transactional_id=f"tx-b-{unique_name}",
+                                      provider=openai_provider(model), batch_size=4, max_in_flight=len(lessons))
+            decisions_for(kafka_bootstrap, topics.decisions, len(lessons))
+            eventually(lambda: sum(committed_offsets(kafka_bootstrap, group, topics.feedback)) == len(lessons),
+                       what="every offset committed")
+            events = read_events(kafka_bootstrap, topics.decisions, settle_seconds=1.0)
+        finally:
+            for generator in (first, second):
+                if generator is not None:
+                    generator.stop()
+    decided = sorted(event.payload.feedback_id for event in events)
+    assert decided == sorted(item.feedback_id for item in lessons)
+    assert len(model.requests) == len(lessons)
+    # The partitions moved while the first worker held batches (the case this test is about).
+    assert any(record.getMessage().startswith("partitions revoked: committing the batches in hand")
+               for record in caplog.records)
+
+
 def test_a_worker_stopped_mid_batch_leaves_the_batch_to_the_next_owner_once(kafka_bootstrap: str, topics: Topics,
                                                                           unique_name: str) -> None:
     from tests.support.fake_openai import FakeOpenAI
@@ -366,7 +459,8 @@ def test_a_worker_stopped_mid_batch_leaves_the_batch_to_the_next_owner_once(kafk
         eventually(lambda: len(slow.requests) >= 1, what="the first worker asking its model")
         first.stop()
         assert not first.worker.alive
-        assert metric("policyloop_generator_batches_abandoned_total") == abandoned + 1
+        # Every batch in hand was given up (the six records may have come in more than one batch).
+        assert metric("policyloop_generator_batches_abandoned_total") > abandoned
         assert read_topic(kafka_bootstrap, topics.decisions, settle_seconds=0.5) == []
         second = RunningGenerator(kafka_bootstrap, topics, group=group, transactional_id=f"tx-b-{unique_name}",
                                   provider=openai_provider(fast))

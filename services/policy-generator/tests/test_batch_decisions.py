@@ -145,6 +145,35 @@ def test_a_twin_below_the_fast_path_is_put_to_the_model_again_with_the_batchs_po
     assert second.event.decision.usage.prompt_tokens == 240
 
 
+def test_a_batch_submitted_before_another_was_finished_is_rechecked_against_its_policies(
+        model: FakeOpenAI, threads: DecisionThreads) -> None:
+    # The worker fetches the next batch while the calls of the one before are out: the second batch's first
+    # decision cannot have seen the policy the first batch makes.
+    model.script(Reply.decision(verdict="NEW", policy=POLICY), Reply.decision(verdict="NEW", policy=POLICY),
+                 Reply.decision(verdict="DUPLICATE", candidate=0, reasoning="same column lesson"))
+    comment = "Wrong column: the table has total_users, not users"
+    decider = BatchDecider(openai_maker(model), threads)
+    before = rechecks("duplicate")
+    first_batch = decider.submit([Pending(feedback(comment))])
+    second_batch = decider.submit([Pending(feedback(comment))])
+    [first] = decider.finish(first_batch, threading.Event())
+    [second] = decider.finish(second_batch, threading.Event())
+    assert isinstance(first.event, PolicyGenerated)
+    assert isinstance(second.event, PolicySkipped) and second.event.duplicate_of == first.event.policy.policy_id
+    assert first.event.policy.policy_id in second.event.decision.candidate_policy_ids
+    assert len(model.requests) == 3
+    assert rechecks("duplicate") == before + 1
+
+
+def test_batches_are_finished_in_the_order_they_were_submitted(threads: DecisionThreads) -> None:
+    decider = BatchDecider(DecisionMaker(index=PolicyIndex(), provider=OfflineProvider()), threads)
+    first_batch = decider.submit([Pending(feedback("Wrong column: the table has total_users, not users"))])
+    second_batch = decider.submit([Pending(feedback("Round percentages to one decimal place."))])
+    with pytest.raises(ValueError, match="order"):
+        decider.finish(second_batch, threading.Event())
+    assert [type(result.event) for result in decider.finish(first_batch, threading.Event())] == [PolicyGenerated]
+
+
 def test_a_near_verbatim_twin_is_folded_without_asking_the_model_again(model: FakeOpenAI,
                                                                        threads: DecisionThreads) -> None:
     model.script(Reply.decision(verdict="NEW", policy=POLICY), Reply.decision(verdict="NEW", policy=POLICY))

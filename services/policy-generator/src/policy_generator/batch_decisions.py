@@ -1,4 +1,4 @@
-"""Deciding the feedback of one batch concurrently, handed back in batch order, with in-batch twins kept as one.
+"""Deciding the feedback of batches concurrently, handed back in batch order, with in-batch twins kept as one.
 
 Every feedback of a batch is decided on a decision thread against the policies the index knows (ranked through
 its candidate index). Decided one after the other, feedback k would also have seen the policies made by feedback
@@ -10,6 +10,10 @@ earlier feedback of the batch updated a known policy). The fast path folds it wi
 reaches ``FAST_PATH_THRESHOLD``; otherwise the provider is asked again. A second look waits for the one before it,
 since each may add a policy the next must see; it is rare (two feedbacks of one lesson in one batch), so it runs
 one at a time.
+
+The worker submits the next batch while the calls of the one before are still out. The policies made by the
+batches finished after a batch was submitted were unseen by its first decisions in the same way, so they are
+compared as well, before those of the batch itself.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from opentelemetry.trace import SpanKind
 
@@ -66,42 +71,127 @@ class BatchAbandoned(Exception):
     """The batch was given up before all its decisions were made; nothing of it may be produced."""
 
 
+@dataclass(eq=False)
+class SubmittedBatch:
+    """A batch whose decisions are under way: one future per feedback, how many of them are not made yet, and how
+    many policies had been made by finished batches when it was submitted (those made after it are what its
+    decisions did not see)."""
+
+    items: Sequence[Pending]
+    made_before: int
+    futures: list[Future[Decided]] = field(default_factory=list)
+    remaining: int = 0  # lowered by each future's callback, on a decision thread
+
+
 class BatchDecider:
-    """Decides a batch on the decision threads and returns the decisions in batch order."""
+    """Decides batches on the decision threads and returns each one's decisions in batch order.
+
+    Several batches may be under way at once (the worker fetches the next while the calls of the one before are
+    out), and they are finished in the order they were submitted. A batch's first decisions did not see the
+    policies made by the batches finished after it was submitted, so those join its in-batch recheck, as the
+    policies made earlier in the batch itself do.
+    """
 
     def __init__(self, maker: DecisionMaker, threads: DecisionThreads,
                  recheck_threshold: float = IN_BATCH_RECHECK_THRESHOLD) -> None:
         self.maker = maker
         self._threads = threads
         self._recheck_threshold = recheck_threshold
+        self._open: list[SubmittedBatch] = []
+        # Policies made by finished batches, oldest first, kept while a batch submitted before them is open;
+        # ``_made_dropped`` of them were dropped from the front once no open batch needed them.
+        self._made_after: list[Policy] = []
+        self._made_dropped = 0
+        self._count_lock = threading.Lock()
+        self._undecided = 0
+        self._decision_made = threading.Event()
 
     def decide(self, batch: Sequence[Pending], abandon: threading.Event) -> list[Decided]:
         """One decision per feedback, in the order of ``batch``; raises BatchAbandoned once ``abandon`` is set
         while a decision is still missing."""
-        futures = [self._threads.submit(self._decide, item, (), "feedback.decide", SpanKind.CONSUMER)
-                   for item in batch]
-        made: list[Policy] = []  # policies created by earlier feedback of this batch
+        return self.finish(self.submit(batch), abandon)
+
+    def submit(self, batch: Sequence[Pending]) -> SubmittedBatch:
+        """Start deciding ``batch`` (its calls queue for the decision threads) and return at once."""
+        submitted = SubmittedBatch(items=tuple(batch), made_before=self._made_dropped + len(self._made_after),
+                                   remaining=len(batch))
+        with self._count_lock:
+            self._undecided += len(batch)
+        for item in batch:
+            future = self._threads.submit(self._decide, item, (), "feedback.decide", SpanKind.CONSUMER)
+            future.add_done_callback(partial(self._one_decided, submitted))
+            submitted.futures.append(future)
+        self._open.append(submitted)
+        return submitted
+
+    @property
+    def undecided(self) -> int:
+        """First decisions submitted and not made yet (queued or running), given-up batches' included."""
+        return self._undecided
+
+    def wait_for_a_decision(self, timeout: float) -> None:
+        """Return once a first decision was made since the last call, or after ``timeout`` seconds."""
+        self._decision_made.wait(timeout)
+        self._decision_made.clear()
+
+    def _one_decided(self, submitted: SubmittedBatch, _future: Future[Decided]) -> None:
+        # Counted here rather than by looking at every future: the worker asks after each decision.
+        with self._count_lock:
+            submitted.remaining -= 1
+            self._undecided -= 1
+        self._decision_made.set()
+
+    def finish(self, submitted: SubmittedBatch, abandon: threading.Event) -> list[Decided]:
+        """The decisions of the oldest open batch, in batch order, each NEW one rechecked against the policies
+        made before it that it did not see; raises BatchAbandoned once ``abandon`` is set while one is missing."""
+        if not self._open or self._open[0] is not submitted:
+            raise ValueError("batches are finished in the order they were submitted")
+        # Policies created by batches finished since this one was submitted, then by earlier feedback of this one.
+        earlier = self._made_after[submitted.made_before - self._made_dropped:]
+        own: list[Policy] = []
         # The same, indexed: each decision is rechecked against them without scoring every one (a batch of new
         # lessons would otherwise cost a number of scorings that grows with the square of its size).
         made_index = CandidateIndex()
+        for policy in earlier:
+            made_index.put(policy)
         decided: list[Decided] = []
         try:
-            for item, future in zip(batch, futures, strict=True):
+            for item, future in zip(submitted.items, submitted.futures, strict=True):
                 result = _wait(future, abandon)
                 if isinstance(result.event, PolicyGenerated) and self._may_repeat(item.feedback, made_index):
-                    result = self._look_again(item, result, tuple(made), abandon)
+                    result = self._look_again(item, result, (*earlier, *own), abandon)
                 if isinstance(result.event, PolicyGenerated):
-                    made.append(result.event.policy)
+                    own.append(result.event.policy)
                     made_index.put(result.event.policy)
                 decided.append(result)
         except BaseException:
-            # Calls not started yet are dropped; running ones end on their own and nobody reads them.
-            for future in futures:
-                future.cancel()
+            self.give_up()
             raise
+        self._open.pop(0)
+        self._made_after.extend(own)
+        self._forget_unneeded()
         for result in decided:
             DECISION_SECONDS.observe(result.seconds)
         return decided
+
+    def give_up(self) -> None:
+        """Drop every open batch: calls not started yet are cancelled, running ones end on their own and nobody
+        reads them. The policies of finished batches are forgotten too, since their transaction is given up with
+        them or already committed (the index then holds them)."""
+        for submitted in self._open:
+            for future in submitted.futures:
+                future.cancel()
+        self._open.clear()
+        self._forget_unneeded()
+
+    def _forget_unneeded(self) -> None:
+        """Drop the policies no open batch was submitted before."""
+        needed_from = min((submitted.made_before for submitted in self._open),
+                          default=self._made_dropped + len(self._made_after))
+        drop = needed_from - self._made_dropped
+        if drop > 0:
+            del self._made_after[:drop]
+            self._made_dropped += drop
 
     def _may_repeat(self, feedback: FeedbackSubmitted, made: CandidateIndex) -> bool:
         """Whether a policy made earlier in the batch may be this feedback's lesson."""

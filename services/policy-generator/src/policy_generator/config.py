@@ -8,7 +8,12 @@ from typing import Literal
 from pydantic import Field
 
 from policy_generator.dedup import DUPLICATE_THRESHOLD, FAST_PATH_THRESHOLD
-from policy_generator.worker import DEFAULT_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SHUTDOWN_SECONDS
+from policy_generator.worker import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_COMMIT_INTERVAL_SECONDS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_SHUTDOWN_SECONDS,
+)
 from policyloop_common.events import FEEDBACK_SUBMITTED_TOPIC, POLICY_DECISIONS_TOPIC, POLICY_REVIEWS_TOPIC
 from policyloop_common.settings import ServiceSettings
 
@@ -27,15 +32,18 @@ class GeneratorSettings(ServiceSettings):
     feedback_topic: str = FEEDBACK_SUBMITTED_TOPIC
     decisions_topic: str = POLICY_DECISIONS_TOPIC
     reviews_topic: str = POLICY_REVIEWS_TOPIC
-    # Records per transaction. Equal to the default of GENERATOR_MAX_IN_FLIGHT, so a full batch is decided in one
-    # wave of model calls: a batch then takes about one decision's time (well inside max.poll.interval.ms, 300 s,
-    # even when every call times out and is retried) and an abort redoes at most one wave.
+    # Records fetched at a time. The next batch is fetched as soon as a decision slot is free, so at most
+    # max_in_flight + batch_size - 1 feedbacks are in hand: with equal defaults, about two waves of model calls,
+    # which a rebalance or a stop waits for (well inside max.poll.interval.ms, 300 s, even when every call times
+    # out and is retried), and which an abort redoes.
     generator_batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=1000)
     generator_poll_timeout_seconds: float = Field(default=1.0, gt=0)
-    # Feedback decided at once, each on its own thread (the openai SDK is synchronous); the batch size caps it too.
+    # Least time between two transactions while decided batches keep coming (see worker.py).
+    generator_commit_interval_seconds: float = Field(default=DEFAULT_COMMIT_INTERVAL_SECONDS, ge=0, le=10)
+    # Feedback decided at once, each on its own thread (the openai SDK is synchronous), across batches.
     generator_max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1, le=1000)
-    # After SIGTERM, how long the batch in hand may take to finish before it is given up (the next owner of its
-    # partitions decides it). With one commit (up to 30 s) on top, it must stay inside the pod's grace (120 s).
+    # After SIGTERM, how long the batches in hand may take to finish before they are given up (the next owner of
+    # their partitions decides them). With one commit (up to 30 s) on top, it must stay inside the pod's grace (120 s).
     generator_shutdown_seconds: float = Field(default=DEFAULT_SHUTDOWN_SECONDS, gt=0, le=600)
 
     llm_provider: Literal["auto", "offline", "openai"] = "auto"

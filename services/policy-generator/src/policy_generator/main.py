@@ -54,6 +54,7 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
                                  feedback_topic=settings.feedback_topic, decisions_topic=settings.decisions_topic,
                                  decision_maker=decider, batch_size=settings.generator_batch_size,
                                  poll_timeout=settings.generator_poll_timeout_seconds,
+                                 commit_interval=settings.generator_commit_interval_seconds,
                                  max_in_flight=settings.generator_max_in_flight,
                                  shutdown_seconds=settings.generator_shutdown_seconds)
         worker.start()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -39,10 +40,33 @@ class BatchConsumerLoop(abc.ABC):
     def process_batch(self, records: list[Message]) -> None:
         """Handle one batch of records (never empty, errors already removed)."""
 
+    # Optional hooks: a loop that finishes each batch inside process_batch has nothing to do in them.
+    def idle(self) -> None:  # noqa: B027
+        """Called when a poll brought no record. A subclass that leaves work under way after
+        :meth:`process_batch` returns completes what is ready here."""
+
+    def finish(self) -> None:  # noqa: B027
+        """Called in the loop's thread once it stops fetching, before the consumer leaves the group: a subclass
+        with work still under way completes or gives it up here."""
+
+    def poll_seconds(self) -> float:
+        """How long the next poll may wait for a record: the poll timeout, unless a subclass has work to attend."""
+        return self._poll_timeout
+
+    def rebalance_callbacks(self) -> dict[str, Callable[[Consumer, list[TopicPartition]], None]]:
+        """``on_revoke``/``on_lost`` callbacks for :meth:`Consumer.subscribe`, for a subclass holding records
+        between polls; they run inside a poll, in the loop's thread (or in ``close``)."""
+        return {}
+
     def start(self) -> None:
         """Join the consumer group and start the loop."""
-        self.consumer.subscribe(self._topics)
+        self.consumer.subscribe(self._topics, **self.rebalance_callbacks())
         self._thread.start()
+
+    @property
+    def in_loop_thread(self) -> bool:
+        """True when called from the loop's own thread."""
+        return threading.current_thread() is self._thread
 
     @property
     def alive(self) -> bool:
@@ -74,19 +98,26 @@ class BatchConsumerLoop(abc.ABC):
                 continue
             records = [message for message in messages if not _is_error(message)]
             if not records:
+                self._guarded(self.idle, records)
                 continue
             CONSUMER_BATCH_SIZE.labels(self.service).observe(len(records))
             started = time.perf_counter()
-            try:
-                self.process_batch(records)
-            except Exception:
-                # A bug must not skip records: rewind so they come back, and keep the loop (and the pod) alive.
-                log.exception("batch failed unexpectedly; rewinding", extra={"records": len(records)})
-                INTERNAL_ERRORS.labels(self.service, "process_batch").inc()
-                self.rewind(records)
-                self.pause(5)
-                continue
-            CONSUMER_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+            if self._guarded(functools.partial(self.process_batch, records), records):
+                CONSUMER_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        self._guarded(self.finish, [])
+
+    def _guarded(self, step: Callable[[], None], records: list[Message]) -> bool:
+        """Run one step of the loop; False if it raised."""
+        try:
+            step()
+        except Exception:
+            # A bug must not skip records: rewind so they come back, and keep the loop (and the pod) alive.
+            log.exception("batch failed unexpectedly; rewinding", extra={"records": len(records)})
+            INTERNAL_ERRORS.labels(self.service, "process_batch").inc()
+            self.rewind(records)
+            self.pause(5)
+            return False
+        return True
 
     def _next_batch(self) -> list[Message]:
         """Wait for one record, then take what has already arrived, up to the batch size.
@@ -95,7 +126,7 @@ class BatchConsumerLoop(abc.ABC):
         record would wait the whole poll timeout; this way a lone record is handled at once and a busy topic still
         gives full batches from the prefetched queue.
         """
-        first = self.consumer.consume(num_messages=1, timeout=self._poll_timeout)
+        first = self.consumer.consume(num_messages=1, timeout=self.poll_seconds())
         if not first or self._batch_size == 1:
             return first
         return first + self.consumer.consume(num_messages=self._batch_size - 1, timeout=0)

@@ -376,6 +376,35 @@ def test_the_next_batch_is_fetched_while_the_calls_of_the_one_before_are_out(kaf
     assert [event.payload.feedback_id for event in events] == [item.feedback_id for item in lessons]
 
 
+def test_batches_decided_within_the_commit_interval_share_a_transaction(kafka_bootstrap: str,
+                                                                         one_partition: Topics,
+                                                                         unique_name: str) -> None:
+    from tests.support.fake_openai import FakeOpenAI
+
+    group = f"gen-{unique_name}"
+    lessons = [feedback(f"Wrong answer number {n}", f"Question {n}?") for n in range(10)]
+    publish(kafka_bootstrap, one_partition.feedback, *lessons)
+    committed = REGISTRY.get_sample_value("policyloop_generator_transactions_total", {"outcome": "committed"}) or 0
+    with FakeOpenAI() as model:
+        # One record per batch, all out at once, decided one after the other 0.2 s apart; transactions at least
+        # 5 s apart.
+        model.script(*[answer(f"answer {n}", delay=0.2 * (n + 1)) for n in range(len(lessons))])
+        generator = RunningGenerator(kafka_bootstrap, one_partition, group=group, provider=openai_provider(model),
+                                     batch_size=1, max_in_flight=len(lessons), commit_interval=5.0)
+        try:
+            events = decisions_for(kafka_bootstrap, one_partition.decisions, len(lessons))
+            assert eventually(lambda: committed_offsets(kafka_bootstrap, group, one_partition.feedback) == [10],
+                              what="the offsets committed")
+        finally:
+            generator.stop()
+    assert [event.payload.feedback_id for event in events] == [item.feedback_id for item in lessons]
+    transactions = REGISTRY.get_sample_value("policyloop_generator_transactions_total",
+                                             {"outcome": "committed"}) - committed
+    # The first decided batch went at once, the others together once the interval had passed: without the
+    # interval each batch, decided 0.2 s after the one before, would be a transaction of its own.
+    assert 1 <= transactions <= 3
+
+
 def test_a_twin_in_the_next_batch_fetched_while_the_first_is_out_gives_one_policy(kafka_bootstrap: str,
                                                                                   one_partition: Topics,
                                                                                   unique_name: str) -> None:

@@ -73,14 +73,13 @@ class BatchAbandoned(Exception):
 
 @dataclass(eq=False)
 class SubmittedBatch:
-    """A batch whose decisions are under way: one future per feedback, how many of them are not made yet, and how
-    many policies had been made by finished batches when it was submitted (those made after it are what its
-    decisions did not see)."""
+    """A batch whose decisions are under way: one future per feedback, how many of them are not made yet, and the
+    policies made by the batches finished since it was submitted (which its decisions did not see)."""
 
     items: Sequence[Pending]
-    made_before: int
     futures: list[Future[Decided]] = field(default_factory=list)
     remaining: int = 0  # lowered by each future's callback, on a decision thread
+    unseen: list[Policy] = field(default_factory=list)
 
 
 class BatchDecider:
@@ -98,10 +97,6 @@ class BatchDecider:
         self._threads = threads
         self._recheck_threshold = recheck_threshold
         self._open: list[SubmittedBatch] = []
-        # Policies made by finished batches, oldest first, kept while a batch submitted before them is open;
-        # ``_made_dropped`` of them were dropped from the front once no open batch needed them.
-        self._made_after: list[Policy] = []
-        self._made_dropped = 0
         self._count_lock = threading.Lock()
         self._undecided = 0
         self._decision_made = threading.Event()
@@ -113,8 +108,7 @@ class BatchDecider:
 
     def submit(self, batch: Sequence[Pending]) -> SubmittedBatch:
         """Start deciding ``batch`` (its calls queue for the decision threads) and return at once."""
-        submitted = SubmittedBatch(items=tuple(batch), made_before=self._made_dropped + len(self._made_after),
-                                   remaining=len(batch))
+        submitted = SubmittedBatch(items=tuple(batch), remaining=len(batch))
         with self._count_lock:
             self._undecided += len(batch)
         for item in batch:
@@ -147,7 +141,7 @@ class BatchDecider:
         if not self._open or self._open[0] is not submitted:
             raise ValueError("batches are finished in the order they were submitted")
         # Policies created by batches finished since this one was submitted, then by earlier feedback of this one.
-        earlier = self._made_after[submitted.made_before - self._made_dropped:]
+        earlier = submitted.unseen
         own: list[Policy] = []
         # The same, indexed: each decision is rechecked against them without scoring every one (a batch of new
         # lessons would otherwise cost a number of scorings that grows with the square of its size).
@@ -168,30 +162,19 @@ class BatchDecider:
             self.give_up()
             raise
         self._open.pop(0)
-        self._made_after.extend(own)
-        self._forget_unneeded()
+        for later in self._open:
+            later.unseen.extend(own)
         for result in decided:
             DECISION_SECONDS.observe(result.seconds)
         return decided
 
     def give_up(self) -> None:
         """Drop every open batch: calls not started yet are cancelled, running ones end on their own and nobody
-        reads them. The policies of finished batches are forgotten too, since their transaction is given up with
-        them or already committed (the index then holds them)."""
+        reads them."""
         for submitted in self._open:
             for future in submitted.futures:
                 future.cancel()
         self._open.clear()
-        self._forget_unneeded()
-
-    def _forget_unneeded(self) -> None:
-        """Drop the policies no open batch was submitted before."""
-        needed_from = min((submitted.made_before for submitted in self._open),
-                          default=self._made_dropped + len(self._made_after))
-        drop = needed_from - self._made_dropped
-        if drop > 0:
-            del self._made_after[:drop]
-            self._made_dropped += drop
 
     def _may_repeat(self, feedback: FeedbackSubmitted, made: CandidateIndex) -> bool:
         """Whether a policy made earlier in the batch may be this feedback's lesson."""

@@ -160,8 +160,7 @@ class GeneratorWorker(BatchConsumerLoop):
 
     def finish(self) -> None:
         """Stopping: the batches in hand are completed and committed, or given up after ``shutdown_seconds``."""
-        if self._open:
-            self._commit(len(self._open))
+        self._commit_all()
 
     def poll_seconds(self) -> float:
         """Short polls while batches are in hand, so that each is committed soon after its last decision."""
@@ -183,7 +182,7 @@ class GeneratorWorker(BatchConsumerLoop):
         log.info("partitions revoked: committing the batches in hand first",
                  extra={"partitions": len(partitions), "batches": len(self._open)})
         try:
-            self._commit(len(self._open))
+            self._commit_all()
         except Exception:
             log.exception("commit before a rebalance failed; the batches in hand are given up")
             self.rewind([])
@@ -208,6 +207,11 @@ class GeneratorWorker(BatchConsumerLoop):
         if ready:
             self._commit(ready)
 
+    def _commit_all(self) -> None:
+        """Wait for every batch in hand and commit them in one transaction (or give them up, see ``_commit``)."""
+        if self._open:
+            self._commit(len(self._open))
+
     def _give_up_open(self) -> list[Message]:
         """Forget every batch in hand (their staged decisions and calls under way) and return their records."""
         records = [record for batch in self._open for record in batch.records]
@@ -221,7 +225,6 @@ class GeneratorWorker(BatchConsumerLoop):
         on failure give up every batch in hand and rewind."""
         batches = [self._open[number] for number in range(count)]
         try:
-            self._last_commit = time.monotonic()
             decided = [self._batch.finish(batch.submitted, self._abandon) for batch in batches]
         except BatchAbandoned:
             BATCHES_ABANDONED.inc(len(self._open))

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from policy_generator.batch_decisions import BatchAbandoned, BatchDecider, Pending
+from bench.workload import Lesson, feedback_event, policy_for
+from policy_generator.batch_decisions import BatchAbandoned, BatchDecider, Pending, _UnseenPolicies
+from policy_generator.context import build_context
 from policy_generator.decision import DecisionMaker
 from policy_generator.decision_threads import DecisionThreads
+from policy_generator.dedup import IN_BATCH_RECHECK_THRESHOLD, feedback_document
 from policy_generator.evaluation import is_actionable_group, load_cases
 from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.offline import OfflineProvider
@@ -163,6 +166,26 @@ def test_a_batch_submitted_before_another_was_finished_is_rechecked_against_its_
     assert first.event.policy.policy_id in second.event.decision.candidate_policy_ids
     assert len(model.requests) == 3
     assert rechecks("duplicate") == before + 1
+
+
+def test_the_recheck_compares_each_feedback_with_the_versions_made_before_it() -> None:
+    def lesson_policy(number: int, policy_id: str):
+        return policy_for(Lesson.number(number), feedback_id=f"f-{number}", policy_id=policy_id)
+
+    def reached(unseen: _UnseenPolicies) -> list[int]:
+        """Which of lessons 1-4 a feedback telling it again would be rechecked for."""
+        return [number for number in (1, 2, 3, 4) if unseen.reaches(
+            feedback_document(build_context(feedback_event(Lesson.number(number)))), IN_BATCH_RECHECK_THRESHOLD)]
+
+    # An earlier batch made policy x (lesson 1); this batch's first decisions drafted a new version of x
+    # (lesson 2) at position 0 and policy y (lesson 3) at position 1.
+    unseen = _UnseenPolicies([lesson_policy(1, "x")], {0: lesson_policy(2, "x"), 1: lesson_policy(3, "y")})
+    assert reached(unseen) == [1]
+    unseen.made(0, lesson_policy(2, "x"))
+    assert reached(unseen) == [2]  # the batch's version of x replaced the earlier batch's
+    # A second look wrote another policy than the first draft: that one is compared from now on.
+    unseen.made(1, lesson_policy(4, "y"))
+    assert reached(unseen) == [2, 4]
 
 
 def test_batches_are_finished_in_the_order_they_were_submitted(threads: DecisionThreads) -> None:

@@ -263,6 +263,35 @@ def test_scores_are_those_of_similarity_docs_to_the_last_bit() -> None:
             assert index.rank(probe, k) == heapq.nsmallest(k, exact, key=ranking_key)
 
 
+def test_reaches_says_whether_a_policy_asked_for_scores_the_threshold_once_rounded() -> None:
+    rng = random.Random(11)
+    feedbacks, asked = labelled_feedback(), questions()
+    policies = [policy.model_copy(update={"status": PolicyStatus.ACTIVE})
+                for policy in [*drafted(rng, feedbacks, asked, 100), *lessons(rng, 300)]]
+    index = CandidateIndex()
+    for number, policy in enumerate(policies):
+        # Under keys of their own, as the in-batch recheck indexes drafts; a few ids also under their id.
+        index.put(policy, key=f"key-{number}")
+        if number % 10 == 0:
+            index.put(policy)
+    keys = [f"key-{number}" for number in range(len(policies))]
+    checked = reached = 0
+    for feedback in probes(rng, feedbacks, asked, 300, 80):
+        probe = feedback_document(build_context(feedback))
+        for size in (3, SCAN_AT_MOST + 1, 60, len(keys)):
+            chosen = rng.sample(range(len(keys)), size)
+            best = max(round(similarity_docs(probe, policy_document(policies[number])), 4) for number in chosen)
+            asked_keys = [*(keys[number] for number in chosen), "not-indexed"]
+            # Just at, just above and below the best rounded score, and the recheck's own threshold.
+            for threshold in (best, best + 0.0001, best - 0.0001, 0.30):
+                expected = best >= threshold
+                assert index.reaches(probe, threshold, asked_keys) is expected, (feedback.feedback_id, size)
+                checked += 1
+                reached += expected
+    assert index.reaches(feedback_document(build_context(feedbacks[0])), 0.0, ["not-indexed"]) is False
+    assert checked > 1000 and 0 < reached < checked
+
+
 def test_a_ranking_scores_few_policies_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(3)
     index = PolicyIndex()

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from policy_generator.context import GenerationContext
 from policy_generator.prompts import SYSTEM_PROMPT, decision_schema
 from policy_generator.providers.base import Candidate, DecisionRequest, ProviderError, Verdict
-from policy_generator.providers.openai_provider import OpenAIProvider, TokenPricing
+from policy_generator.providers.openai_provider import CLIENTS, OpenAIProvider, TokenPricing
 from policyloop_common.policy import GeneratorInfo, Policy
 from tests.support.fake_openai import FakeOpenAI, Reply
 
@@ -99,6 +99,33 @@ def test_every_request_carries_its_own_feedback_and_the_same_instructions(server
     assert '"id": 0' in second["messages"][1]["content"]
     assert first["model"] == second["model"] == "other-model"
     assert first["temperature"] == second["temperature"] == 0.0
+
+
+def test_concurrent_calls_are_spread_over_the_clients_one_per_thread(server: FakeOpenAI) -> None:
+    threads = CLIENTS + 3
+    server.script(*[Reply.decision(verdict="NOT_ACTIONABLE") for _ in range(threads)])
+    generator = provider(server)
+    used: dict[int, list[object]] = {}
+    verdicts: list[Verdict] = []
+    start = threading.Barrier(threads)
+
+    def decide(number: int) -> None:
+        start.wait()
+        used[number] = [generator._client()]
+        verdicts.append(generator.decide(request()).verdict)
+        used[number].append(generator._client())
+
+    workers = [threading.Thread(target=decide, args=(number,)) for number in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert verdicts == [Verdict.NOT_ACTIONABLE] * threads
+    assert len(server.requests) == threads
+    # A thread keeps its client; the threads take the clients in turn, so every client serves one and the three
+    # threads beyond them share.
+    assert all(first is then for first, then in used.values())
+    assert len({id(first) for first, _ in used.values()}) == CLIENTS
 
 
 def test_duplicate_with_a_listed_id(server: FakeOpenAI) -> None:

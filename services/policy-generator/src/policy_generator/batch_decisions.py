@@ -32,7 +32,7 @@ from policy_generator.candidate_index import CandidateIndex
 from policy_generator.context import build_context
 from policy_generator.decision import DecisionMaker, decision_kind
 from policy_generator.decision_threads import DecisionThreads
-from policy_generator.dedup import IN_BATCH_RECHECK_THRESHOLD, as_candidates, feedback_document
+from policy_generator.dedup import IN_BATCH_RECHECK_THRESHOLD, feedback_document
 from policy_generator.metrics import DECISION_SECONDS, IN_BATCH_RECHECKS
 from policyloop_common.events import (
     DecisionEvent,
@@ -41,6 +41,7 @@ from policyloop_common.events import (
     PolicyGenerationFailed,
 )
 from policyloop_common.policy import Policy
+from policyloop_common.text_matching import Document
 from policyloop_common.tracing import traced
 
 log = logging.getLogger(__name__)
@@ -143,20 +144,17 @@ class BatchDecider:
         # Policies created by batches finished since this one was submitted, then by earlier feedback of this one.
         earlier = submitted.unseen
         own: list[Policy] = []
-        # The same, indexed: each decision is rechecked against them without scoring every one (a batch of new
-        # lessons would otherwise cost a number of scorings that grows with the square of its size).
-        made_index = CandidateIndex()
-        for policy in earlier:
-            made_index.put(policy)
         decided: list[Decided] = []
         try:
-            for item, future in zip(submitted.items, submitted.futures, strict=True):
-                result = _wait(future, abandon)
-                if isinstance(result.event, PolicyGenerated) and self._may_repeat(item.feedback, made_index):
+            first = [_wait(future, abandon) for future in submitted.futures]
+            unseen = _UnseenPolicies(earlier, {position: result.event.policy for position, result in enumerate(first)
+                                               if isinstance(result.event, PolicyGenerated)})
+            for position, (item, result) in enumerate(zip(submitted.items, first, strict=True)):
+                if isinstance(result.event, PolicyGenerated) and self._may_repeat(item.feedback, unseen):
                     result = self._look_again(item, result, (*earlier, *own), abandon)
                 if isinstance(result.event, PolicyGenerated):
                     own.append(result.event.policy)
-                    made_index.put(result.event.policy)
+                    unseen.made(position, result.event.policy)
                 decided.append(result)
         except BaseException:
             self.give_up()
@@ -176,13 +174,10 @@ class BatchDecider:
                 future.cancel()
         self._open.clear()
 
-    def _may_repeat(self, feedback: FeedbackSubmitted, made: CandidateIndex) -> bool:
-        """Whether a policy made earlier in the batch may be this feedback's lesson."""
-        if not len(made):
-            return False
-        # Only the batch's own policies are ranked here: the known ones were candidates of the first decision.
-        best = as_candidates(made.rank(feedback_document(build_context(feedback)), 1))
-        return bool(best) and best[0].similarity >= self._recheck_threshold
+    def _may_repeat(self, feedback: FeedbackSubmitted, unseen: _UnseenPolicies) -> bool:
+        """Whether a policy this feedback's first decision did not see may be its lesson."""
+        # Only those are compared here: the known ones were candidates of the first decision.
+        return bool(unseen) and unseen.reaches(feedback_document(build_context(feedback)), self._recheck_threshold)
 
     def _look_again(self, item: Pending, first: Decided, made: Sequence[Policy],
                     abandon: threading.Event) -> Decided:
@@ -200,6 +195,52 @@ class BatchDecider:
             log.info("decision made", extra={"decision": type(event).ce_type, "kind": decision_kind(event),
                                              "span": span})
         return Decided(event=event, traceparent=traceparent, seconds=time.perf_counter() - started)
+
+
+class _UnseenPolicies:
+    """The policies the first decisions of a batch did not see, as its walk in batch order reaches each feedback:
+    those made by the batches finished since it was submitted, then those made by its own earlier feedback, each
+    version replacing the one before of its id.
+
+    The policies the batch's first decisions drafted are indexed from the start, under their position, and each
+    joins the comparison as the walk passes its feedback. Putting each in as it was made instead changed posting
+    lists between two rechecks, and every recheck rebuilt the arrays of those it read (0.55–0.75 ms per feedback
+    where the index built once, then read, takes about a third of that).
+    """
+
+    def __init__(self, earlier: Sequence[Policy], drafts: dict[int, Policy]) -> None:
+        self._index = CandidateIndex()
+        self._compared: dict[str, str] = {}  # policy id → the key its compared version is indexed under
+        self._compared_keys: set[str] = set()
+        for policy in earlier:
+            self._index.put(policy)
+            self._compare(policy.policy_id, policy.policy_id)
+        for position, policy in drafts.items():
+            self._index.put(policy, key=_draft_key(position))
+
+    def __bool__(self) -> bool:
+        return bool(self._compared_keys)
+
+    def made(self, position: int, policy: Policy) -> None:
+        """The feedback at ``position`` made ``policy`` (its first draft, or what a second look wrote instead):
+        the feedback after it are compared with it, instead of any version of its id before."""
+        key = _draft_key(position)
+        self._index.put(policy, key=key)
+        self._compare(policy.policy_id, key)
+
+    def reaches(self, probe: Document, threshold: float) -> bool:
+        """Whether one of the policies compared so far scores at least ``threshold`` against ``probe``."""
+        return self._index.reaches(probe, threshold, self._compared_keys)
+
+    def _compare(self, policy_id: str, key: str) -> None:
+        self._compared_keys.discard(self._compared.get(policy_id, key))
+        self._compared[policy_id] = key
+        self._compared_keys.add(key)
+
+
+def _draft_key(position: int) -> str:
+    # Not a policy id (those are UUIDs): a draft never takes the place of an earlier batch's policy in the index.
+    return f"draft {position}"
 
 
 def _with_both_calls(event: DecisionEvent, first: PolicyGenerated) -> DecisionEvent:

@@ -31,11 +31,11 @@ Not safe for concurrent use by itself: ``PolicyIndex`` holds it under its lock.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from policy_generator.dedup import COMPARABLE_STATUSES, policy_document, ranking_key
+from policy_generator.dedup import COMPARABLE_STATUSES, SCORE_PLACES, policy_document, ranking_key
 from policyloop_common.policy import Policy
 from policyloop_common.text_matching import Document, similarity_docs
 
@@ -49,44 +49,79 @@ SCAN_AT_MOST = 16
 FIRST_ORDERED = 64
 
 
-class _Postings:
-    """The slots (policies) holding one term, object or trigram, with a weight for each where it has weights;
-    growable, order not kept."""
+class _PostingTable:
+    """For each key (a term, schema object or trigram), the slots (policies) holding it, with a weight for each
+    where the table has weights; order not kept.
 
-    __slots__ = ("size", "slots", "weights")
+    Kept as Python lists, which take an entry for a fraction of what a numpy array's item assignment costs, and
+    read as numpy arrays built on first use after a change: the lists change in bursts (a committed batch's
+    policies, a batch's drafts), between which they are read by many rankings. One call adds or removes all the
+    keys of a policy, a loop without a call per key.
+    """
+
+    __slots__ = ("_arrays", "_slots", "_weights")
 
     def __init__(self, weighted: bool) -> None:
-        self.slots = np.empty(4, dtype=np.int32)
-        self.weights = np.empty(4, dtype=np.float64) if weighted else None
-        self.size = 0
+        self._slots: dict[str, list[int]] = {}
+        self._weights: dict[str, list[float]] | None = {} if weighted else None
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # built from the lists, by key
 
-    def add(self, slot: int, weight: float = 0.0) -> None:
-        """Append a slot (and its weight)."""
-        if self.size == len(self.slots):
-            self.slots = np.resize(self.slots, 2 * self.size)
-            if self.weights is not None:
-                self.weights = np.resize(self.weights, 2 * self.size)
-        self.slots[self.size] = slot
-        if self.weights is not None:
-            self.weights[self.size] = weight
-        self.size += 1
+    def __contains__(self, key: str) -> bool:
+        return key in self._slots
 
-    def discard(self, slot: int) -> None:
-        """Remove a slot: the last entry takes its place."""
-        position = int(np.flatnonzero(self.slots[:self.size] == slot)[0])
-        self.size -= 1
-        self.slots[position] = self.slots[self.size]
-        if self.weights is not None:
-            self.weights[position] = self.weights[self.size]
+    def add(self, slot: int, keys: Iterable[str], weights: Iterable[float] = ()) -> None:
+        """Append ``slot`` to the lists of ``keys`` (with its weight in each, for a weighted table)."""
+        slots, arrays = self._slots, self._arrays
+        for key in keys:
+            held = slots.get(key)
+            if held is None:
+                slots[key] = [slot]
+            else:
+                held.append(slot)
+                arrays.pop(key, None)
+        if self._weights is not None:
+            table = self._weights
+            for key, weight in zip(keys, weights, strict=True):
+                weighed = table.get(key)
+                if weighed is None:
+                    table[key] = [weight]
+                else:
+                    weighed.append(weight)
 
-    def held(self) -> np.ndarray:
-        """The slots, a view valid until the next change."""
-        return self.slots[:self.size]
+    def discard(self, slot: int, keys: Iterable[str]) -> None:
+        """Remove ``slot`` from the lists of ``keys`` (the last entry of each takes its place)."""
+        for key in keys:
+            held = self._slots[key]
+            position = held.index(slot)
+            last = held.pop()
+            weighed = self._weights[key] if self._weights is not None else None
+            weight = weighed.pop() if weighed is not None else 0.0
+            if not held:
+                del self._slots[key]
+                if self._weights is not None:
+                    del self._weights[key]
+            elif position < len(held):
+                held[position] = last
+                if weighed is not None:
+                    weighed[position] = weight
+            self._arrays.pop(key, None)
 
-    def weighed(self) -> np.ndarray:
-        """The weights, in the order of ``held``; a view valid until the next change."""
-        assert self.weights is not None
-        return self.weights[:self.size]
+    def held(self, key: str) -> np.ndarray:
+        """The slots holding ``key``, as an array not to be changed."""
+        return self._array(key)[0]
+
+    def weighed(self, key: str) -> np.ndarray:
+        """Their weights, in the order of ``held``, as an array not to be changed."""
+        weights = self._array(key)[1]
+        assert weights is not None
+        return weights
+
+    def _array(self, key: str) -> tuple[np.ndarray, np.ndarray | None]:
+        arrays = self._arrays.get(key)
+        if arrays is None:
+            weights = np.array(self._weights[key], dtype=np.float64) if self._weights is not None else None
+            arrays = self._arrays[key] = (np.array(self._slots[key], dtype=np.intp), weights)
+        return arrays
 
 
 class CandidateIndex:
@@ -95,51 +130,52 @@ class CandidateIndex:
     def __init__(self) -> None:
         self._slot_of: dict[str, int] = {}
         # By slot; a freed slot (None) is given to the next policy added.
+        self._keys: list[str | None] = []
         self._policies: list[Policy | None] = []
         self._documents: list[Document | None] = []
         self._free: list[int] = []
         self._in_use = np.zeros(0, dtype=bool)
         self._object_mass = np.zeros(0, dtype=np.float64)
         self._trigram_count = np.zeros(0, dtype=np.float64)
-        self._terms: dict[str, _Postings] = {}  # weights: the policy's weight of the term ÷ its vector's norm
-        self._objects: dict[str, _Postings] = {}  # weights: the policy's weight of the object
-        self._trigrams: dict[str, _Postings] = {}
+        self._terms = _PostingTable(weighted=True)  # weights: the policy's weight of the term ÷ its vector's norm
+        self._objects = _PostingTable(weighted=True)  # weights: the policy's weight of the object
+        self._trigrams = _PostingTable(weighted=False)
 
     def __len__(self) -> int:
         return len(self._slot_of)
 
-    def __contains__(self, policy_id: object) -> bool:
-        return policy_id in self._slot_of
+    def __contains__(self, key: object) -> bool:
+        return key in self._slot_of
 
-    def put(self, policy: Policy) -> None:
-        """Index the current version of ``policy``: added, replaced, or removed when it is no longer comparable."""
+    def put(self, policy: Policy, key: str | None = None) -> None:
+        """Index the current version of ``policy`` under ``key`` (its id unless given): added, replaced, or removed
+        when it is no longer comparable."""
+        key = policy.policy_id if key is None else key
         if policy.status not in COMPARABLE_STATUSES:
-            self.remove(policy.policy_id)
+            self.remove(key)
             return
         document = policy_document(policy)
-        slot = self._slot_of.get(policy.policy_id)
+        slot = self._slot_of.get(key)
         if slot is not None:
             current = self._documents[slot]
             if current is document or current == document:
                 self._policies[slot] = policy  # the same text (more evidence, approved): the postings stand
                 return
-            self.remove(policy.policy_id)
-        self._add(policy, document)
+            self.remove(key)
+        self._add(key, policy, document)
 
-    def remove(self, policy_id: str) -> None:
-        """Forget a policy (nothing happens for one not indexed)."""
-        slot = self._slot_of.pop(policy_id, None)
+    def remove(self, key: str) -> None:
+        """Forget the policy indexed under ``key`` (nothing happens for a key not indexed)."""
+        slot = self._slot_of.pop(key, None)
         if slot is None:
             return
         document = self._documents[slot]
         assert document is not None
-        for postings, keys in self._postings_of(document):
-            for key in keys:
-                held = postings[key]
-                held.discard(slot)
-                if not held.size:
-                    del postings[key]
-        self._policies[slot] = self._documents[slot] = None
+        if document.norm:
+            self._terms.discard(slot, document.vector)
+        self._objects.discard(slot, document.objects)
+        self._trigrams.discard(slot, document.trigrams)
+        self._keys[slot] = self._policies[slot] = self._documents[slot] = None
         self._in_use[slot] = False
         self._free.append(slot)
 
@@ -172,19 +208,35 @@ class CandidateIndex:
             ranking.score(self._policies[slot], self._documents[slot])
         return ranking.best()
 
+    def reaches(self, probe: Document, threshold: float, keys: Container[str]) -> bool:
+        """Whether any policy indexed under one of ``keys`` scores at least ``threshold`` against ``probe``, its
+        score rounded as candidates show it (``dedup.SCORE_PLACES``)."""
+        if len(self._slot_of) <= SCAN_AT_MOST:
+            near = [slot for slot, key in enumerate(self._keys) if key is not None]
+        else:
+            # The estimate is the score but for rounding, or above it: only a policy estimated within rounding
+            # of the threshold can reach it, and there are rarely any.
+            estimates = self._estimates(probe)
+            estimates[~self._in_use[:len(estimates)]] = -np.inf
+            near = np.flatnonzero(estimates >= threshold - 0.5 * 10 ** -SCORE_PLACES - EPSILON).tolist()
+        return any(self._keys[slot] in keys
+                   and round(similarity_docs(probe, self._documents[slot]), SCORE_PLACES) >= threshold
+                   for slot in near)
+
     def _estimates(self, probe: Document) -> np.ndarray:
         """``similarity_docs(probe, ·)`` of every slot, but for rounding (free slots hold nonsense)."""
         slots = len(self._policies)
         object_mass, trigram_count = self._object_mass[:slots], self._trigram_count[:slots]
-        terms = [(weight, self._terms[term]) for term, weight in probe.vector.items() if term in self._terms]
+        postings = self._terms
+        terms = [(weight, term) for term, weight in probe.vector.items() if term in postings]
         if terms and probe.norm:
-            dot = np.bincount(np.concatenate([held.held() for _, held in terms]),
-                              weights=np.concatenate([weight * held.weighed() for weight, held in terms]),
+            dot = np.bincount(np.concatenate([postings.held(term) for _, term in terms]),
+                              weights=np.concatenate([weight * postings.weighed(term) for weight, term in terms]),
                               minlength=slots)
             term = np.minimum(1.0, dot / probe.norm)
         else:
             term = np.zeros(slots)
-        trigrams = [self._trigrams[trigram].held() for trigram in probe.trigrams if trigram in self._trigrams]
+        trigrams = [self._trigrams.held(trigram) for trigram in probe.trigrams if trigram in self._trigrams]
         if trigrams:
             shared = np.bincount(np.concatenate(trigrams), minlength=slots)
             # Never 0 where something is shared; elsewhere the Jaccard is 0 (and so is trigram_similarity's).
@@ -193,11 +245,12 @@ class CandidateIndex:
         else:
             trigram = np.zeros(slots)
         base = 0.8 * term + 0.2 * trigram
-        objects = [(weight, self._objects[name]) for name, weight in probe.objects.items() if name in self._objects]
+        postings = self._objects
+        objects = [(weight, name) for name, weight in probe.objects.items() if name in postings]
         if objects:
-            held = np.concatenate([held.held() for _, held in objects])
-            common = np.bincount(held, weights=np.concatenate([np.minimum(weight, held.weighed())
-                                                               for weight, held in objects]), minlength=slots)
+            held = np.concatenate([postings.held(name) for _, name in objects])
+            common = np.bincount(held, weights=np.concatenate([np.minimum(weight, postings.weighed(name))
+                                                               for weight, name in objects]), minlength=slots)
             overlap = np.minimum(1.0, common / np.maximum(1.0, np.minimum(probe.object_mass, object_mass)))
             sharing = np.bincount(held, minlength=slots) > 0
         else:
@@ -210,24 +263,24 @@ class CandidateIndex:
                          np.where(object_mass >= 1.0, disjoint, base))
         return np.clip(score, 0.0, 1.0)
 
-    def _add(self, policy: Policy, document: Document) -> None:
+    def _add(self, key: str, policy: Policy, document: Document) -> None:
         slot = self._free.pop() if self._free else self._new_slot()
-        self._slot_of[policy.policy_id] = slot
+        self._slot_of[key] = slot
+        self._keys[slot] = key
         self._policies[slot] = policy
         self._documents[slot] = document
         self._in_use[slot] = True
         self._object_mass[slot] = document.object_mass
         self._trigram_count[slot] = len(document.trigrams)
         if document.norm:
-            for term, weight in document.vector.items():
-                self._terms.setdefault(term, _Postings(weighted=True)).add(slot, weight / document.norm)
-        for name, weight in document.objects.items():
-            self._objects.setdefault(name, _Postings(weighted=True)).add(slot, weight)
-        for trigram in document.trigrams:
-            self._trigrams.setdefault(trigram, _Postings(weighted=False)).add(slot)
+            norm = document.norm
+            self._terms.add(slot, document.vector, [weight / norm for weight in document.vector.values()])
+        self._objects.add(slot, document.objects, document.objects.values())
+        self._trigrams.add(slot, document.trigrams)
 
     def _new_slot(self) -> int:
         slot = len(self._policies)
+        self._keys.append(None)
         self._policies.append(None)
         self._documents.append(None)
         if slot == len(self._in_use):
@@ -237,11 +290,6 @@ class CandidateIndex:
             self._object_mass = np.resize(self._object_mass, capacity)
             self._trigram_count = np.resize(self._trigram_count, capacity)
         return slot
-
-    def _postings_of(self, document: Document) -> list[tuple[dict[str, _Postings], list[str]]]:
-        """Which posting lists hold a document."""
-        return [(self._terms, list(document.vector) if document.norm else []),
-                (self._objects, list(document.objects)), (self._trigrams, list(document.trigrams))]
 
 
 class _Ranking:

@@ -55,6 +55,8 @@ EXAMPLES_WEIGHT = 0.3
 ERROR_OBJECT_SHARE = 0.5
 
 COMPARABLE_STATUSES = frozenset({PolicyStatus.PENDING_REVIEW, PolicyStatus.ACTIVE})
+# Candidates carry their score rounded to this many decimal places; the thresholds apply to the rounded score.
+SCORE_PLACES = 4
 _ERROR_HINT = re.compile(r"error|does not exist|not found|syntax|invalid|unknown|missing", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?")
 
@@ -97,9 +99,17 @@ def feedback_objects(context: GenerationContext) -> dict[str, float]:
 
 
 def feedback_document(context: GenerationContext) -> Document:
-    """The feedback prepared for matching: the comment, its question as setting, the lesson's objects."""
-    return Document.of_parts(context.comment, [(context.question, QUESTION_WEIGHT)],
-                             objects=feedback_objects(context))
+    """The feedback prepared for matching: the comment, its question as setting, the lesson's objects. Cached by
+    the parts it is made of: a feedback's first decision and its in-batch recheck both prepare it, on different
+    threads a moment apart."""
+    return _feedback_document(context.comment, context.question, tuple(context.results))
+
+
+# A few batches of feedback in hand at once (GENERATOR_MAX_IN_FLIGHT + GENERATOR_BATCH_SIZE at most ~2,000).
+@lru_cache(maxsize=4096)
+def _feedback_document(comment: str, question: str, results: tuple[str, ...]) -> Document:
+    context = GenerationContext(question=question, comment=comment, results=list(results))
+    return Document.of_parts(comment, [(question, QUESTION_WEIGHT)], objects=feedback_objects(context))
 
 
 def policy_document(policy: PolicyContent) -> Document:
@@ -140,8 +150,8 @@ def ranking_key(pair: tuple[float, Policy]) -> tuple[float, datetime, str]:
 
 
 def as_candidates(best: Iterable[tuple[float, Policy]]) -> list[Candidate]:
-    """Scored policies, best first, as the candidates a provider sees: indexed 0..k-1, scores to 4 places."""
-    return [Candidate(index=index, policy=policy, similarity=round(score, 4))
+    """Scored policies, best first, as the candidates a provider sees: indexed 0..k-1, scores to SCORE_PLACES."""
+    return [Candidate(index=index, policy=policy, similarity=round(score, SCORE_PLACES))
             for index, (score, policy) in enumerate(best)]
 
 

@@ -105,7 +105,10 @@ def measure(ctx: Context, *, label: str, processes: int, in_flight: int, batch_s
         other_before = {name: cpu_seconds(others[name]) or 0.0 for name in extra_pids if others.get(name)}
         calls_before = llm_requests(llm)
         with profiled(ctx, generators[0], f"{NAME}-{label}"):
-            started = publish(bench.bootstrap, topics.feedback, events)
+            # Spread evenly: by key, the busiest of eight partitions would hold ~14 of 80 feedbacks while others
+            # held 6, and the run would time that one worker while the rest sat idle — a queue no Celery worker
+            # idles beside.
+            started = publish(bench.bootstrap, topics.feedback, events, spread=partitions)
             decided, finished = tail.wait_for(feedbacks, until=started + max_seconds)
         cpu = sum(generator.cpu() for generator in generators) - cpu_before
         other = {name: (cpu_seconds(others[name]) or 0.0) - before for name, before in other_before.items()}

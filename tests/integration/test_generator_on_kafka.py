@@ -21,16 +21,21 @@ from policy_generator.providers.offline import OfflineProvider
 from policy_generator.worker import GeneratorWorker
 from policyloop_common.cloudevents import encode
 from policyloop_common.events import (
+    DecisionDetails,
+    DecisionKind,
     FeedbackContext,
     FeedbackReanalysisRequested,
     FeedbackSubmitted,
     PolicyGenerated,
+    PolicyReviewed,
     PolicySkipped,
     Rating,
+    ReviewAction,
 )
 from policyloop_common.kafka.dead_letters import DLQ_HEADERS, OFFSET_HEADER, REASON_HEADER, dead_letter_for
 from policyloop_common.kafka.replay import replay_dead_letters
 from policyloop_common.kafka.topics import all_topics, ensure_topics
+from policyloop_common.policy import GeneratorInfo, Policy, PolicyStatus
 from tests.support.kafka_reader import headers_of, read_events, read_topic
 from tests.support.polling import eventually
 
@@ -174,6 +179,45 @@ def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, topics
     assert dead[0].value() == b"not json at all"
     assert headers_of(dead[0])[REASON_HEADER] == "not_cloudevent"
     assert headers_of(dead[0])[OFFSET_HEADER].isdigit()
+
+
+def test_the_feed_passes_over_the_decisions_this_process_applied_at_their_commit(kafka_bootstrap: str,
+                                                                                   topics: Topics) -> None:
+    # The generator applied its decision when its transaction committed; a reviewer approved the policy and the
+    # feed read the review (another topic) before it read the decision back. Applied again, the decision would
+    # put the policy back to pending review.
+    index = PolicyIndex()
+    now = datetime.now(UTC)
+    policy = Policy(**PROVINCE_POLICY, policy_id="p-province", version=1, status=PolicyStatus.PENDING_REVIEW,
+                    source_feedback_ids=["f-1"], support_count=1, created_at=now, updated_at=now,
+                    generator=GeneratorInfo(provider="offline", model="offline-rules-v1"))
+    details = DecisionDetails(kind=DecisionKind.NEW, provider="offline", model="offline-rules-v1")
+    decision = PolicyGenerated(feedback_id="f-1", policy=policy, decision=details)
+    ours = encode(decision, source="/test", topic=topics.decisions)
+    index.stage(decision, ours.event_id)
+    index.commit_staged()
+    index.apply(PolicyReviewed(policy_id="p-province", action=ReviewAction.APPROVE, reviewer="admin",
+                               reviewed_at=now))
+    # Another instance's decision for a second policy: read and applied as always.
+    other_policy = policy.model_copy(update={"policy_id": "p-other", "source_feedback_ids": ["f-2"]})
+    theirs = encode(PolicyGenerated(feedback_id="f-2", policy=other_policy, decision=details), source="/test",
+                    topic=topics.decisions)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for event in (ours, theirs):
+        producer.produce(event.topic, key=event.key, value=event.value, headers=event.headers, partition=0)
+    assert producer.flush(10) == 0
+
+    feed = PolicyFeed({"bootstrap.servers": kafka_bootstrap}, [topics.decisions, topics.reviews], index)
+    feed.start()
+    try:
+        assert feed.wait_caught_up(60)
+    finally:
+        feed.stop()
+    assert feed.events_applied == 2
+    assert index.get("p-province").status is PolicyStatus.ACTIVE
+    assert index.get("p-other").status is PolicyStatus.PENDING_REVIEW
+    # Passed over once only: the same event read again (a replay, a restarted feed) is applied.
+    assert not index.applied_at_commit(ours.event_id)
 
 
 def test_a_restarted_generator_remembers_policies_from_the_topic(kafka_bootstrap: str, topics: Topics,

@@ -233,6 +233,10 @@ def test_ranks_exactly_as_rank_candidates_through_every_change() -> None:
     for event in changes(rng, index, asked, 40):
         index.stage(event)
     assert_ranks_as_rank_candidates(index, rng.sample(asked_for, 40))
+    # Events committed by others while the transaction is open change what its staged decisions apply to.
+    for event in changes(rng, index, asked, 40):
+        index.apply(event)
+    assert_ranks_as_rank_candidates(index, rng.sample(asked_for, 40))
     index.discard_staged()
     assert_ranks_as_rank_candidates(index, rng.sample(asked_for, 20))
     for event in changes(rng, index, asked, 40):
@@ -246,6 +250,41 @@ def test_ranks_exactly_as_rank_candidates_through_every_change() -> None:
                                       "rule": f"{policy.rule} Revised."}) for policy in known[:10]]
     made += drafted(rng, feedbacks, asked, 10)
     assert_ranks_as_rank_candidates(index, rng.sample(asked_for, 30), made)
+
+
+def test_an_open_transaction_applies_its_decisions_to_what_was_committed_since() -> None:
+    # A duplicate staged for policy x, then x edited by a reviewer (committed elsewhere) while the transaction is
+    # open: rankings see the edited text with the staged evidence, not the text x had when the evidence was staged.
+    index = PolicyIndex()
+    for number in range(30):
+        index.apply(generated(policy_for(Lesson.number(number), feedback_id=f"f{number}", policy_id=f"p{number}")))
+    before, after = (feedback_event(Lesson.number(number)) for number in (3, 40))
+    index.stage(PolicySkipped(feedback_id="again", reason=SkipReason.DUPLICATE_POLICY, duplicate_of="p3",
+                              decision=DETAILS))
+    assert_ranks_as_rank_candidates(index, [before, after])
+    edited_rule = policy_for(Lesson.number(40), feedback_id="f40").rule
+    index.apply(PolicyEdited(policy_id="p3", version=2, changes=PolicyEdit(rule=edited_rule), editor="admin",
+                             edited_at=START))
+    assert_ranks_as_rank_candidates(index, [before, after])
+    best = index.rank_candidates(build_context(after), 1)[0]
+    assert (best.policy.policy_id, best.policy.rule, best.policy.support_count) == ("p3", edited_rule, 2)
+
+
+def test_only_decisions_applied_at_a_commit_are_passed_over_once_and_few_are_held(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("policy_generator.policy_index.READ_BACK_HELD", 3)
+    index = PolicyIndex()
+    decision = generated(policy_for(Lesson.number(1), feedback_id="f1", policy_id="p1"))
+    index.stage(decision, "aborted")
+    index.discard_staged()
+    for number in range(5):
+        index.stage(decision, f"committed-{number}")
+    assert not index.applied_at_commit("committed-4")  # staged only: the feed cannot read it yet
+    index.commit_staged()
+    assert not index.applied_at_commit("aborted")
+    # The three newest are held, each passed over once.
+    assert [index.applied_at_commit(f"committed-{number}") for number in (0, 1, 2, 3, 4, 4)] == [
+        False, False, True, True, True, False]
 
 
 def test_scores_are_those_of_similarity_docs_to_the_last_bit() -> None:

@@ -95,6 +95,11 @@ class PolicyFeed:
                                                        "events": self.events_applied})
 
     def _apply(self, message) -> None:
+        event_id = _event_id(message.headers())
+        if event_id is not None and self._index.applied_at_commit(event_id):
+            # This process's own decision, applied when its transaction committed.
+            self.events_applied += 1
+            return
         try:
             event = decode(value=message.value(), key=message.key(), headers=message.headers(),
                            topic=message.topic(), partition=message.partition(), offset=message.offset())
@@ -114,3 +119,11 @@ class PolicyFeed:
             if current < target:
                 return False
         return True
+
+
+def _event_id(headers: list[tuple[str, bytes | None]] | None) -> str | None:
+    """The record's CloudEvent id, read without decoding the event."""
+    for name, value in headers or ():
+        if name == "ce_id" and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None

@@ -38,6 +38,10 @@ IndexedEvent = (PolicyGenerated | PolicySkipped | PolicyGenerationFailed | Polic
                 | PolicyEdited)
 
 
+# How many ids of events applied at their commit are kept until the feed reads them back (see ``applied_at_commit``).
+READ_BACK_HELD = 65_536
+
+
 class PolicyIndex:
     """Policies by id and the feedback ids already decided; safe to read and write from several threads."""
 
@@ -49,6 +53,12 @@ class PolicyIndex:
         self._decided: set[str] = set()
         self._decided_in_runs: set[tuple[str, str]] = set()  # (feedback id, re-analysis run id)
         self._staged: list[IndexedEvent] = []
+        # The policies the staged events change, as they stand with them applied; built when first asked for and
+        # dropped at each change, since every ranking while a transaction is open lays them over the index.
+        self._staged_layer: dict[str, Policy] | None = None
+        # The CloudEvent ids of the staged events, and of those applied at their commit and not read back yet.
+        self._staged_ids: list[str] = []
+        self._applied_ids: dict[str, bool] = {}
         self._superseded: set[str] = set()
         # The rejected and retired policies, few: what a re-analysed feedback is checked against.
         self._out_of_service: dict[str, Policy] = {}
@@ -57,11 +67,16 @@ class PolicyIndex:
         """Apply a committed event; applying the same event twice changes nothing."""
         with self._lock:
             self._apply(event)
+            self._staged_layer = None
 
-    def stage(self, event: IndexedEvent) -> None:
-        """Apply a decision of the open transaction, remembered so that an abort can drop it."""
+    def stage(self, event: IndexedEvent, event_id: str | None = None) -> None:
+        """Apply a decision of the open transaction, remembered so that an abort can drop it; ``event_id`` is the
+        id of the CloudEvent that carries it."""
         with self._lock:
             self._staged.append(event)
+            if event_id is not None:
+                self._staged_ids.append(event_id)
+            self._staged_layer = None
 
     def commit_staged(self) -> None:
         """The transaction committed: its decisions become part of the index."""
@@ -69,11 +84,27 @@ class PolicyIndex:
             for event in self._staged:
                 self._apply(event)
             self._staged.clear()
+            self._staged_layer = None
+            self._applied_ids.update(dict.fromkeys(self._staged_ids, True))
+            self._staged_ids.clear()
+            # An event the feed read back before it was applied here is never asked for: only the oldest go.
+            for _ in range(len(self._applied_ids) - READ_BACK_HELD):
+                del self._applied_ids[next(iter(self._applied_ids))]
 
     def discard_staged(self) -> None:
         """The transaction aborted: forget its decisions."""
         with self._lock:
             self._staged.clear()
+            self._staged_ids.clear()
+            self._staged_layer = None
+
+    def applied_at_commit(self, event_id: str) -> bool:
+        """Whether the event of this id is one this index applied when its transaction committed, and not asked
+        about before. The feed then passes it over: decoding and applying it again changes nothing, except where
+        an event committed since was applied first (a review read before the decision it follows, from another
+        topic), which the second application would undo."""
+        with self._lock:
+            return self._applied_ids.pop(event_id, False)
 
     def is_decided(self, feedback_id: str, run_id: str | None = None) -> bool:
         """True when a decision for this feedback is committed or staged; with ``run_id``, a decision of that
@@ -107,8 +138,14 @@ class PolicyIndex:
         """The rejected and retired policies, staged changes applied and ``made`` laid over them (as
         ``policies()`` filtered by status, in policy id order) without copying every known policy."""
         with self._lock:
-            found = {**self._out_of_service, **self._overlay(made)}
-            return [found[policy_id] for policy_id in sorted(found) if found[policy_id].status in OUT_OF_SERVICE]
+            found = dict(self._out_of_service)
+            for policy_id, policy in self._overlay(made).items():
+                if policy.status in OUT_OF_SERVICE:
+                    found[policy_id] = policy
+                else:
+                    found.pop(policy_id, None)
+            # Only these are sorted: the overlay holds a whole transaction's policies while one is open.
+            return [found[policy_id] for policy_id in sorted(found)]
 
     def get(self, policy_id: str) -> Policy | None:
         """One committed policy by id."""
@@ -124,7 +161,11 @@ class PolicyIndex:
         them), then the policies ``made``. Called under the lock."""
         overlay: dict[str, Policy] = {}
         if self._staged:
-            self._with_staged(ChainMap(overlay, self._policies))
+            if self._staged_layer is None:
+                layer: dict[str, Policy] = {}
+                self._with_staged(ChainMap(layer, self._policies))
+                self._staged_layer = layer
+            overlay.update(self._staged_layer)
         overlay.update((policy.policy_id, policy) for policy in made)
         return overlay
 

@@ -331,7 +331,7 @@ class GeneratorWorker(BatchConsumerLoop):
             # The feedback goes to the dead-letter topic as well, from where it can be replayed.
             self._produce(dead_letter_for(message, reason="generation_failed", error=decision.error_message))
             DEAD_LETTERS.labels("policy-generator", message.topic(), "generation_failed").inc()
-        self._decider.index.stage(decision)
+        self._decider.index.stage(decision, outgoing.event_id)
         EVENTS_PUBLISHED.labels("policy-generator", outgoing.topic, type(decision).ce_type).inc()
 
     def _produce(self, event: OutgoingEvent) -> None:

@@ -212,6 +212,8 @@ class _UnseenPolicies:
         self._index = CandidateIndex()
         self._compared: dict[str, str] = {}  # policy id → the key its compared version is indexed under
         self._compared_keys: set[str] = set()
+        if not drafts:
+            return  # no first decision made a policy: none is looked at again, nothing is compared
         for policy in earlier:
             self._index.put(policy)
             self._compare(policy.policy_id, policy.policy_id)

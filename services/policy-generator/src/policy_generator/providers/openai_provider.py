@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import random
@@ -117,9 +118,12 @@ class OpenAIProvider:
         self._backoff = backoff_seconds
         self._sleep = sleep
         # The SDK's own retries are off: ours honour Retry-After and count every attempt. Each thread keeps to one
-        # client, given in turn (see CLIENTS); a client is thread-safe, so threads beyond CLIENTS share them.
-        self._clients = [openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_seconds, max_retries=0)
-                         for _ in range(CLIENTS)]
+        # client, given in turn (see CLIENTS); a client is thread-safe, so threads beyond CLIENTS share them. A
+        # client takes ~65 ms to build, so each is built by the first thread given it, not all at start-up.
+        self._new_client = functools.partial(openai.OpenAI, api_key=api_key, base_url=base_url,
+                                             timeout=timeout_seconds, max_retries=0)
+        self._clients: list[openai.OpenAI | None] = [None] * CLIENTS
+        self._clients_lock = threading.Lock()
         self._next_client = itertools.count()
         self._thread_client = threading.local()
 
@@ -173,7 +177,12 @@ class OpenAIProvider:
         client: openai.OpenAI | None = getattr(self._thread_client, "client", None)
         if client is None:
             # next() on itertools.count is atomic under the GIL: no two threads take the same turn.
-            client = self._thread_client.client = self._clients[next(self._next_client) % len(self._clients)]
+            turn = next(self._next_client) % CLIENTS
+            with self._clients_lock:
+                client = self._clients[turn]
+                if client is None:
+                    client = self._clients[turn] = self._new_client()
+            self._thread_client.client = client
         return client
 
     def _decision(self, response: _Completion, request: DecisionRequest, usage: TokenUsage,

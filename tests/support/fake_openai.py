@@ -50,6 +50,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: bytes = b""  # the body as it came over the wire
 
 
 class FakeOpenAI:
@@ -94,8 +95,9 @@ class FakeOpenAI:
                 self.in_flight -= 1
 
         async def answer(request: Request) -> Response:
-            body = await request.json()
-            self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
+            raw = await request.body()
+            body = json.loads(raw)
+            self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body, raw))
             reply = self.replies.popleft() if self.replies else Reply.error(500)
             if reply.delay:
                 await asyncio.sleep(reply.delay)

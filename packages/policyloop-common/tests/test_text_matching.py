@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 
 from policyloop_common.text_matching import (
@@ -49,6 +52,18 @@ def test_vietnamese_domain_phrases_become_canonical_english_terms(phrase: str, t
 ])
 def test_english_words_meet_the_same_canonical_terms(text: str, term: str) -> None:
     assert term in terms(text)
+
+
+def test_fold_gives_every_character_what_normalizing_and_dropping_each_mark_gives() -> None:
+    def by_each_character(text: str) -> str:
+        text = unicodedata.normalize("NFC", text).replace("đ", "d").replace("Đ", "D")
+        return "".join(char for char in unicodedata.normalize("NFD", text)
+                       if unicodedata.category(char) != "Mn").lower()
+
+    characters = [chr(code) for code in range(sys.maxunicode + 1) if not 0xD800 <= code <= 0xDFFF]
+    assert [fold(char) for char in characters] == [by_each_character(char) for char in characters]
+    sentences = ["Số người dùng của hệ thống 'đang vận hành'", "ĐƠN VỊ", "a\u0301b", "Ǆ ﬁ ẞ", "plain ASCII"]
+    assert [fold(text) for text in sentences] == [by_each_character(text) for text in sentences]
 
 
 def test_diacritics_keep_apart_what_folding_would_merge() -> None:

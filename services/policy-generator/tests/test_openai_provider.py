@@ -6,11 +6,12 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import openai
 import pytest
 from prometheus_client import REGISTRY
 
 from policy_generator.context import GenerationContext
-from policy_generator.prompts import SYSTEM_PROMPT, decision_schema
+from policy_generator.prompts import SYSTEM_PROMPT, decision_schema, user_message
 from policy_generator.providers.base import Candidate, DecisionRequest, ProviderError, Verdict
 from policy_generator.providers.openai_provider import CLIENTS, OpenAIProvider, TokenPricing
 from policyloop_common.policy import GeneratorInfo, Policy
@@ -84,6 +85,23 @@ def test_good_answer_gives_a_new_policy_and_the_request_is_as_documented(server:
     assert sent.body["messages"][1]["role"] == "user" and len(sent.body["messages"]) == 2
     user_text = sent.body["messages"][1]["content"]
     assert "total_users" in user_text and "<feedback>" in user_text
+
+
+@pytest.mark.parametrize(("model", "temperature"), [("gpt-4o-mini", 0.3), ('qwen2.5:7b "q4"', 0.0)])
+def test_the_body_is_byte_for_byte_what_the_sdk_sends(server: FakeOpenAI, model: str, temperature: float) -> None:
+    server.script(Reply.decision(verdict="NOT_ACTIONABLE"), Reply.decision(verdict="NOT_ACTIONABLE"))
+    vietnamese = GenerationContext(question="Có bao nhiêu hệ thống có hơn 500 người dùng?",
+                                   comment="Sai cột: phải dùng systems.total_users \"đang vận hành\"")
+    sent = DecisionRequest(context=vietnamese, candidates=[Candidate(index=0, policy=existing_policy(),
+                                                                     similarity=0.4)])
+    provider(server, model=model, temperature=temperature).decide(sent)
+    sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+    sdk.chat.completions.create(model=model, temperature=temperature, response_format=EXPECTED_RESPONSE_FORMAT,
+                                messages=[{"role": "system", "content": SYSTEM_PROMPT},
+                                          {"role": "user", "content": user_message(sent)}])
+    ours, theirs = server.requests
+    assert ours.raw == theirs.raw
+    assert "hệ thống".encode() in ours.raw  # sent as UTF-8, not escaped
 
 
 def test_every_request_carries_its_own_feedback_and_the_same_instructions(server: FakeOpenAI) -> None:

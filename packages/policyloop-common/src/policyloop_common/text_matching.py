@@ -235,11 +235,26 @@ _SQL_FROM_JOIN = re.compile(rf"\b(?:from|join)\s+({_IDENTIFIER})(?:\s+(?:as\s+)?
 _SQL_AS_ALIAS = re.compile(rf"\bas\s+({_IDENTIFIER})")
 
 
+class _WithoutMarks(dict):
+    """A ``str.translate`` table that drops combining marks (category Mn) and keeps every other character; each
+    character's category is looked up once, the first time it is met."""
+
+    def __missing__(self, code_point: int) -> int | None:
+        kept = None if unicodedata.category(chr(code_point)) == "Mn" else code_point
+        self[code_point] = kept
+        return kept
+
+
+_WITHOUT_MARKS = _WithoutMarks()
+
+
 def fold(text: str) -> str:
     """Lowercase with Vietnamese diacritics removed (đ becomes d)."""
+    if text.isascii():
+        # Nothing to normalize or strip: the character-by-character path below would return the same.
+        return text.lower()
     text = unicodedata.normalize("NFC", text).replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(char for char in decomposed if unicodedata.category(char) != "Mn").lower()
+    return unicodedata.normalize("NFD", text).translate(_WITHOUT_MARKS).lower()
 
 
 def normalize(text: str) -> str:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from policy_generator.context import GenerationContext
+from policy_generator.literal_cues import literal_cues
 from policyloop_common.policy import PolicyContent
 from policyloop_common.text_matching import fold
 
@@ -76,11 +77,19 @@ def neutralize_fences(text: str) -> str:
     return _DELIMITER.sub(lambda match: match.group(0)[:-1] + ZERO_WIDTH_SPACE + ">", text)
 
 
+# A pattern runs only where one of its cues is in the text (``literal_cues``; None: it always runs). Measured on
+# the benchmark's feedback: ``input_findings`` took 0.37–0.54 ms per feedback running every pattern, 0.06 ms so.
+_CUES = {pattern: literal_cues(pattern) for _, pattern in (*INPUT_CHECKS, *OUTPUT_CHECKS)}
+
+
 def _findings(checks: Iterable[tuple[str, re.Pattern[str]]], fields: dict[str, list[str]]) -> list[str]:
+    folded = {field: [fold(text) for text in texts if text] for field, texts in fields.items()}
+    everything = "\n".join(text for texts in folded.values() for text in texts)
+    cued = [(name, pattern) for name, pattern in checks
+            if (cues := _CUES.get(pattern)) is None or any(cue in everything for cue in cues)]
     found: list[str] = []
-    for field, texts in fields.items():
-        folded = [fold(text) for text in texts if text]
-        for name, pattern in checks:
-            if any(pattern.search(text) for text in folded):
+    for field, texts in folded.items():
+        for name, pattern in cued:
+            if any(pattern.search(text) for text in texts):
                 found.append(f"{name} in {field}")
     return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 import random
 import threading
@@ -120,6 +121,12 @@ class OpenAIProvider:
         # The SDK's own retries are off: ours honour Retry-After and count every attempt. Each thread keeps to one
         # client, given in turn (see CLIENTS); a client is thread-safe, so threads beyond CLIENTS share them. A
         # client takes ~65 ms to build, so each is built by the first thread given it, not all at start-up.
+        # The body is encoded as the SDK encodes it, around the one part that changes: the user message. Encoding
+        # the instructions and the schema again for every call took ~60 µs of CPU; the user message alone ~13 µs.
+        self._body_start = (b'{"model":' + _json(model) + b',"messages":[' + _json(_SYSTEM_MESSAGE)
+                            + b',{"role":"user","content":')
+        self._body_end = (b'}],"response_format":' + _json(_RESPONSE_FORMAT) + b',"temperature":' + _json(temperature)
+                          + b"}")
         self._new_client = functools.partial(openai.OpenAI, api_key=api_key, base_url=base_url,
                                              timeout=timeout_seconds, max_retries=0)
         self._clients: list[openai.OpenAI | None] = [None] * CLIENTS
@@ -133,15 +140,15 @@ class OpenAIProvider:
         last_error: Exception | None = None
         prompt = user_message(request)
         estimated = estimate_tokens(SYSTEM_PROMPT, prompt)
-        # The chat-completions request as the API documents it; the keys in the order ``create`` sends them.
-        body = {"model": self.model, "messages": [_SYSTEM_MESSAGE, {"role": "user", "content": prompt}],
-                "response_format": _RESPONSE_FORMAT, "temperature": self.temperature}
+        # The chat-completions request as the API documents it, byte for byte what ``create`` sends.
+        body = self._body_start + _json(prompt) + self._body_end
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
             self._budget.reserve(estimated)
             started = time.perf_counter()
             try:
-                answered = self._client().post("/chat/completions", cast_to=bytes, body=body, options=_REQUEST_OPTIONS)
+                answered = self._client().post("/chat/completions", cast_to=bytes, content=body,
+                                                options=_REQUEST_OPTIONS)
                 LLM_REQUEST_SECONDS.labels(self.name).observe(time.perf_counter() - started)
                 response = _completion(answered)
                 if response.usage is not None:
@@ -218,6 +225,11 @@ class OpenAIProvider:
         """Exponential backoff with full jitter; never shorter than the server's Retry-After."""
         backoff = random.uniform(0, min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (attempt - 1)))
         return min(MAX_BACKOFF_SECONDS, max(backoff, retry_after or 0.0))
+
+
+def _json(value: object) -> bytes:
+    """``value`` as the SDK encodes a request body (``openai._utils._json.openapi_dumps``)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _completion(answered: bytes) -> _Completion:

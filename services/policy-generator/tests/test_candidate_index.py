@@ -117,9 +117,10 @@ def lessons(rng: random.Random, count: int) -> list[Policy]:
     return policies
 
 
-def active_policies(rng: random.Random, *, drafts: int, lesson_count: int) -> list[Policy]:
-    """Drafts from the labelled feedback and the benchmark's lessons, all active."""
-    policies = [*drafted(rng, labelled_feedback(), questions(), drafts), *lessons(rng, lesson_count)]
+def active_policies(rng: random.Random, feedbacks: list[FeedbackSubmitted], asked: list[str], *, drafts: int,
+                    lesson_count: int) -> list[Policy]:
+    """Drafts from ``feedbacks`` (with ``asked`` questions) and the benchmark's lessons, all active."""
+    policies = [*drafted(rng, feedbacks, asked, drafts), *lessons(rng, lesson_count)]
     return [policy.model_copy(update={"status": PolicyStatus.ACTIVE}) for policy in policies]
 
 
@@ -310,8 +311,8 @@ def test_scores_are_those_of_similarity_docs_to_the_last_bit() -> None:
 
 def test_reaches_says_whether_a_policy_asked_for_scores_the_threshold_once_rounded() -> None:
     rng = random.Random(11)
-    policies = active_policies(rng, drafts=100, lesson_count=300)
     feedbacks, asked = labelled_feedback(), questions()
+    policies = active_policies(rng, feedbacks, asked, drafts=100, lesson_count=300)
     index = CandidateIndex()
     for number, policy in enumerate(policies):
         # Under keys of their own, as the in-batch recheck indexes drafts; a few ids also under their id.
@@ -364,8 +365,8 @@ def test_estimates_are_the_exact_scores_but_for_rounding_through_removals_and_ne
     # scorings (too high) or lose a candidate (too low). Removed and replaced policies must leave nothing behind
     # in the postings that their slots' next holders would inherit.
     rng = random.Random(5)
-    policies = active_policies(rng, drafts=150, lesson_count=300)
     feedbacks, asked = labelled_feedback(), questions()
+    policies = active_policies(rng, feedbacks, asked, drafts=150, lesson_count=300)
     index = CandidateIndex()
     for policy in policies:
         index.put(policy)

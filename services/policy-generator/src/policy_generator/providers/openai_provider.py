@@ -118,15 +118,15 @@ class OpenAIProvider:
         self.max_attempts = max_attempts
         self._backoff = backoff_seconds
         self._sleep = sleep
-        # The SDK's own retries are off: ours honour Retry-After and count every attempt. Each thread keeps to one
-        # client, given in turn (see CLIENTS); a client is thread-safe, so threads beyond CLIENTS share them. A
-        # client takes ~65 ms to build, so each is built by the first thread given it, not all at start-up.
         # The body is encoded as the SDK encodes it, around the one part that changes: the user message. Encoding
         # the instructions and the schema again for every call took ~60 µs of CPU; the user message alone ~13 µs.
         self._body_start = (b'{"model":' + _json(model) + b',"messages":[' + _json(_SYSTEM_MESSAGE)
                             + b',{"role":"user","content":')
         self._body_end = (b'}],"response_format":' + _json(_RESPONSE_FORMAT) + b',"temperature":' + _json(temperature)
                           + b"}")
+        # The SDK's own retries are off: ours honour Retry-After and count every attempt. Each thread keeps to one
+        # client, given in turn (see CLIENTS); a client is thread-safe, so threads beyond CLIENTS share them. A
+        # client takes ~65 ms to build, so each is built by the first thread given it, not all at start-up.
         self._new_client = functools.partial(openai.OpenAI, api_key=api_key, base_url=base_url,
                                              timeout=timeout_seconds, max_retries=0)
         self._clients: list[openai.OpenAI | None] = [None] * CLIENTS

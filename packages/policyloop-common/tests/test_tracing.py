@@ -14,8 +14,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from policyloop_common.logging import trace_id_var
 from policyloop_common.tracing import (
     build_tracer_provider,
+    configure_tracing,
     is_valid_traceparent,
     otlp_traces_endpoint,
+    shutdown_tracing,
     trace_id_of,
     traced,
 )
@@ -99,3 +101,23 @@ def test_spans_are_exported_over_otlp_http_when_configured(collector: tuple[str,
     assert service == "feedback-api"
     assert [s.name for s in spans] == ["feedback.submit"]
     assert spans[0].trace_id.hex() == f"{exported_trace:032x}"
+
+
+def test_traced_spans_go_to_the_provider_configured_last(collector: tuple[str, list]) -> None:
+    endpoint, received = collector
+    configure_tracing("first", {})
+    configure_tracing("policy-store", {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint})
+    try:
+        with traced("store.apply", None) as handed_on:
+            pass
+        shutdown_tracing()
+    finally:
+        configure_tracing("policyloop", {})
+
+    spans = []
+    for _, body in received:
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+            spans += [(service, s.name, s.trace_id.hex()) for scope in resource_spans.scope_spans
+                      for s in scope.spans]
+    assert spans == [("policy-store", "store.apply", trace_id_of(handed_on))]

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from policy_store.materializer import Materializer
@@ -184,3 +184,33 @@ def test_repeated_evidence_raises_the_priority_never_lowers_it(sessions) -> None
     with sessions() as session:
         policy = session.get(PolicyRecord, "p2")
         assert (policy.support_count, policy.priority) == (4, "medium")
+
+
+def test_a_batch_writes_its_new_policies_together_whatever_duplicates_come_between(sessions) -> None:
+    """A duplicate's evidence statements do not flush what the batch added before them: its new policies and
+    their history go to the database together, at commit, not a few at a time between the duplicates."""
+    apply(sessions, as_incoming(generated("f0", "known")))
+    events = []
+    for n in range(1, 4):
+        events += [as_incoming(generated(f"f{n}", f"new-{n}")), as_incoming(duplicate(f"d{n}", "known"))]
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    with sessions() as session:
+        engine = session.get_bind()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            with session.begin():
+                batch = Materializer().prepare_batch(session, events)
+                assert [batch.apply(incoming) for incoming in events] == [True] * len(events)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    assert len([s for s in statements if s.startswith("INSERT INTO policies ")]) == 1
+    assert len([s for s in statements if s.startswith("INSERT INTO policy_history ")]) == 1
+    with sessions() as session:
+        assert session.get(PolicyRecord, "known").support_count == 4
+        assert session.scalar(select(func.count()).select_from(PolicyRecord)) == 4
+        assert session.scalar(select(func.count()).where(PolicyHistory.action == "evidence")) == 3

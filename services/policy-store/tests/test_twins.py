@@ -105,3 +105,22 @@ def test_a_batch_of_policies_finds_the_twins_each_would_find_alone(sessions) -> 
     alone = {policy.policy_id: _twin_of(sessions, policy.policy_id) for policy in [*lessons]}
     assert together == {probe: twin for probe, twin in alone.items() if twin is not None}
     assert together["p07"] == "p00" and together["p00"] == "p07" and "far" not in together
+
+
+def test_a_policy_is_compared_by_the_text_of_its_current_version(sessions) -> None:
+    """Prepared texts are kept between batches: a new version of a policy must not be compared by its old one.
+    (Ids of this test only: the kept texts are the process's.)"""
+    running = _policy("rewritten", 0, category="business_logic", rule="Count only systems with systems.is_active = "
+                      "true when asked how many systems are running.", mapping="running -> systems.is_active")
+    _stored(sessions, running, _value_lesson("repeated", 3, "retired"))
+    assert _twin_of(sessions, "repeated") is None
+
+    rewritten = _value_lesson("rewritten", 0, "retired").model_copy(update={"version": 2})
+    decision = DecisionDetails(kind=DecisionKind.UPDATE, provider="offline", model="offline-rules-v1")
+    out = encode(PolicyGenerated(feedback_id="f-rewritten-again", policy=rewritten, decision=decision), source="/test")
+    with sessions() as session, session.begin():
+        Materializer().apply(session, decode(value=out.value, key=out.key, headers=out.headers, topic=out.topic,
+                                             partition=0, offset=2))
+    with sessions() as session:
+        assert session.get(PolicyRecord, "rewritten").version == 2
+    assert _twin_of(sessions, "repeated") == "rewritten"

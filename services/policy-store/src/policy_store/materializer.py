@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy import Connection, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,7 @@ DECISIONS = (PolicyGenerated, PolicySkipped, PolicyGenerationFailed)
 SUBMISSION_FIELDS = ("user_id", "conversation_id", "message_id", "rating", "comment", "context", "submitted_at")
 # Where a session keeps the state of the batch it is applying.
 BATCH_STATE = "policyloop.materializer.batch"
+EVIDENCE = PolicyEvidence.__table__.c
 
 
 @dataclass
@@ -71,6 +72,17 @@ class BatchState:
 
 def _state(session: Session) -> BatchState:
     return session.info.setdefault(BATCH_STATE, BatchState())
+
+
+def _without_autoflush(session: Session) -> Connection:
+    """The session's connection, for the statements on the evidence table.
+
+    Evidence rows are only ever written by statements, never added to the session, so no row the batch added
+    needs to be in the database before they run. Through the session each would first flush every row added so
+    far (autoflush, Core statements included): a batch with duplicates then wrote its new policies and history
+    rows a few at a time, between the duplicates, instead of together at commit.
+    """
+    return session.connection()
 
 
 class PreparedBatch:
@@ -219,8 +231,8 @@ class Materializer:
         ids = sorted(created - state.policies.keys())
         if not ids:
             return
-        with_evidence = set(session.execute(select(PolicyEvidence.policy_id).distinct()
-                                            .where(PolicyEvidence.policy_id.in_(ids))).scalars())
+        with_evidence = set(session.execute(select(EVIDENCE.policy_id).distinct()
+                                            .where(EVIDENCE.policy_id.in_(ids))).scalars())
         with_predecessors = set(session.execute(select(PolicyRecord.superseded_by).distinct()
                                                 .where(PolicyRecord.superseded_by.in_(ids))).scalars())
         with_early_reviews = set(session.execute(select(PolicyHistory.policy_id).distinct().where(
@@ -333,8 +345,8 @@ class Materializer:
         (``_evidence``), so it is none in either order."""
         if policy.policy_id in _state(session).no_evidence or not policy.source_feedback_ids:
             return
-        session.execute(delete(PolicyEvidence).where(PolicyEvidence.policy_id == policy.policy_id,
-                                                     PolicyEvidence.feedback_id.in_(policy.source_feedback_ids)))
+        _without_autoflush(session).execute(delete(PolicyEvidence.__table__).where(
+            EVIDENCE.policy_id == policy.policy_id, EVIDENCE.feedback_id.in_(policy.source_feedback_ids)))
 
     def _reanalysis_requested(self, session: Session, event: FeedbackReanalysisRequested, event_id: str) -> None:
         """The request's columns of its row; a decision applied before it keeps its own columns."""
@@ -472,8 +484,9 @@ class Materializer:
         """History rows for evidence that arrived before its policy, as if it had come after."""
         if record.policy_id in _state(session).no_evidence:
             return
-        for row in session.execute(select(PolicyEvidence).where(PolicyEvidence.policy_id == record.policy_id)
-                                   .order_by(PolicyEvidence.added_at, PolicyEvidence.feedback_id)).scalars():
+        for row in _without_autoflush(session).execute(
+                select(EVIDENCE.feedback_id, EVIDENCE.added_at, EVIDENCE.event_id)
+                .where(EVIDENCE.policy_id == record.policy_id).order_by(EVIDENCE.added_at, EVIDENCE.feedback_id)):
             if row.feedback_id not in own_sources:
                 self._history(session, record, "evidence", GENERATOR_ACTOR,
                               f"feedback {row.feedback_id} repeats this lesson", row.added_at, row.event_id,
@@ -506,10 +519,10 @@ class Materializer:
         record = self._policy(session, policy_id, for_update=True)
         if record is not None and feedback_id in record.source_feedback_ids:
             return  # counted already, as one of its own sources or as evidence: support stays as it is
-        added = session.execute(insert(PolicyEvidence)
-                                .values(policy_id=policy_id, feedback_id=feedback_id, added_at=at,
-                                        event_id=event_id)
-                                .on_conflict_do_nothing().returning(PolicyEvidence.feedback_id)).first()
+        added = _without_autoflush(session).execute(
+            insert(PolicyEvidence.__table__)
+            .values(policy_id=policy_id, feedback_id=feedback_id, added_at=at, event_id=event_id)
+            .on_conflict_do_nothing().returning(EVIDENCE.feedback_id)).first()
         _state(session).no_evidence.discard(policy_id)
         if added is None or record is None:
             return
@@ -518,7 +531,7 @@ class Materializer:
         record.source_feedback_ids = list(dict.fromkeys([*own, *evidence]))
         record.support_count = len(record.source_feedback_ids)
         record.priority = priority_with_support(record.priority, record.support_count).value
-        session.flush()
+        # No flush of its own either: the policy's new support goes with the batch's other rows.
         self._history(session, record, "evidence", GENERATOR_ACTOR, f"feedback {feedback_id} repeats this lesson",
                       at, event_id, version=self._version_at(session, record, at))
 
@@ -575,8 +588,9 @@ class Materializer:
         """Feedback that repeated the policy's lesson, in a fixed order (when, then id) whatever the arrival order."""
         if policy_id in _state(session).no_evidence:
             return []
-        return list(session.execute(select(PolicyEvidence.feedback_id).where(PolicyEvidence.policy_id == policy_id)
-                                    .order_by(PolicyEvidence.added_at, PolicyEvidence.feedback_id)).scalars())
+        return list(_without_autoflush(session).execute(
+            select(EVIDENCE.feedback_id).where(EVIDENCE.policy_id == policy_id)
+            .order_by(EVIDENCE.added_at, EVIDENCE.feedback_id)).scalars())
 
     @staticmethod
     def _version_at(session: Session, record: PolicyRecord, at: datetime) -> int:

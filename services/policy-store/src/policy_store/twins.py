@@ -18,13 +18,12 @@ publish the same event, and it is applied once.
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import Row, select, text
 from sqlalchemy.orm import Session
 
 from policy_store.metrics import TWINS_MERGED
@@ -81,7 +80,7 @@ WHERE probe.policy_id = ANY(:probe_ids)
 def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: float,
                window: timedelta) -> dict[str, PolicyRecord]:
     """For each of ``records`` that has one, the oldest served policy created within ``window`` of it that
-    teaches the same lesson: two statements for all of them.
+    teaches the same lesson: two statements for all of them, and a third for the rows of those that read alike.
 
     Compared are at most ``NEAREST`` policies for each, the nearest in creation time among those of the same
     category or sharing a schema object: twins are written within seconds of each other about the same objects,
@@ -98,17 +97,26 @@ def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: 
     session.execute(text("SET LOCAL enable_bitmapscan = off"))
     pairs = session.execute(_NEAREST_OF_EACH, dict(probe_ids=[record.policy_id for record in records],
                                                     window=window, half=NEAREST // 2, served=list(SERVED))).all()
+    # The neighbours' text only: nearly every pair scores below the threshold, and whole rows (a policy's
+    # examples, sources and history links) cost several times more to load than the comparison they feed.
     near_ids = {near for _, near in pairs}
-    loaded = {record.policy_id: record for record in session.execute(
-        select(PolicyRecord).where(PolicyRecord.policy_id.in_(near_ids))).scalars()} if near_ids else {}
-    nearby: dict[str, list[PolicyRecord]] = {}
+    texts = {row.policy_id: row for row in session.execute(
+        select(*_TEXT_COLUMNS).where(PolicyRecord.policy_id.in_(near_ids)))} if near_ids else {}
+    alike: dict[str, list[tuple[str, float]]] = {}
+    probes = {record.policy_id: record for record in records}
     for probe, near in pairs:
-        nearby.setdefault(probe, []).append(loaded[near])
+        similarity = similarity_docs(_document_of(probes[probe]), _document_of(texts[near]))
+        if similarity >= threshold:
+            alike.setdefault(probe, []).append((near, similarity))
+    if not alike:
+        return {}
+    loaded = {record.policy_id: record for record in session.execute(select(PolicyRecord).where(
+        PolicyRecord.policy_id.in_({near for nears in alike.values() for near, _ in nears}))).scalars()}
     twins = {}
-    for record in records:
-        twin = _oldest_twin(record, nearby.get(record.policy_id, []), threshold)
+    for probe, nears in alike.items():
+        twin = _oldest_twin(probes[probe], [(loaded[near], similarity) for near, similarity in nears])
         if twin is not None:
-            twins[record.policy_id] = twin
+            twins[probe] = twin
     return twins
 
 
@@ -117,23 +125,40 @@ def find_twin(session: Session, record: PolicyRecord, *, threshold: float, windo
     return find_twins(session, [record], threshold=threshold, window=window).get(record.policy_id)
 
 
-def _oldest_twin(record: PolicyRecord, nearby: list[PolicyRecord], threshold: float) -> PolicyRecord | None:
-    probe = _document(record.policy_id, record.version, policy_search_text(record))
+def _oldest_twin(record: PolicyRecord, alike: list[tuple[PolicyRecord, float]]) -> PolicyRecord | None:
+    """The oldest of the policies that read like ``record`` (with their similarity) which may be one lesson
+    with it."""
+    probe = policy_model(record)
     twins = []
-    for other in nearby:
-        similarity = similarity_docs(probe, _document(other.policy_id, other.version, policy_search_text(other)))
+    for other, similarity in alike:
         # Alike in wording is not enough: lessons of two values of one column, or contradicting mappings, read
         # alike and stay apart here exactly as the generator keeps them apart (policyloop_common.lessons).
-        if similarity >= threshold and may_be_one_lesson(policy_model(record), policy_model(other), similarity,
-                                                         cross_category_threshold=SAME_TEXT):
+        if may_be_one_lesson(probe, policy_model(other), similarity, cross_category_threshold=SAME_TEXT):
             twins.append(other)
     return min(twins, key=lambda other: (other.created_at, other.policy_id), default=None)
 
 
-@functools.lru_cache(maxsize=4096)
-def _document(policy_id: str, version: int, text: str) -> Document:
-    """A policy's prepared text, kept for the next comparisons (a version's text never changes)."""
-    return Document.of(text)
+# What a policy's searched text is made of (``policy_search_text``), with what identifies its version.
+_TEXT_COLUMNS = (PolicyRecord.policy_id, PolicyRecord.version, PolicyRecord.rule, PolicyRecord.correct_mapping,
+                 PolicyRecord.examples)
+
+
+def _document_of(policy: PolicyRecord | Row) -> Document:
+    """The prepared text of a policy row, or of a row of ``_TEXT_COLUMNS``, kept for the next comparisons: a
+    version's text never changes, so the id and version find it without building the text again."""
+    key = (policy.policy_id, policy.version)
+    document = _DOCUMENTS.get(key)
+    if document is None:
+        if len(_DOCUMENTS) >= DOCUMENTS_KEPT:
+            # The oldest out first: policies are compared with those created around the same time.
+            del _DOCUMENTS[next(iter(_DOCUMENTS))]
+        document = _DOCUMENTS[key] = Document.of(policy_search_text(policy))
+    return document
+
+
+# Prepared texts by policy id and version, in the order they were prepared.
+DOCUMENTS_KEPT = 4096
+_DOCUMENTS: dict[tuple[str, int], Document] = {}
 
 
 class TwinResolver(ConsumerDecisions):

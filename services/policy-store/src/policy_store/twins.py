@@ -141,6 +141,9 @@ def _oldest_twin(record: PolicyRecord, alike: list[tuple[PolicyRecord, float]]) 
 # What a policy's searched text is made of (``policy_search_text``), with what identifies its version.
 _TEXT_COLUMNS = (PolicyRecord.policy_id, PolicyRecord.version, PolicyRecord.rule, PolicyRecord.correct_mapping,
                  PolicyRecord.examples)
+# Prepared texts by policy id and version, in the order they were prepared.
+DOCUMENTS_KEPT = 4096
+_DOCUMENTS: dict[tuple[str, int], Document] = {}
 
 
 def _document_of(policy: PolicyRecord | Row) -> Document:
@@ -154,11 +157,6 @@ def _document_of(policy: PolicyRecord | Row) -> Document:
             del _DOCUMENTS[next(iter(_DOCUMENTS))]
         document = _DOCUMENTS[key] = Document.of(policy_search_text(policy))
     return document
-
-
-# Prepared texts by policy id and version, in the order they were prepared.
-DOCUMENTS_KEPT = 4096
-_DOCUMENTS: dict[tuple[str, int], Document] = {}
 
 
 class TwinResolver(ConsumerDecisions):

@@ -138,25 +138,14 @@ def _oldest_twin(record: PolicyRecord, alike: list[tuple[PolicyRecord, float]]) 
     return min(twins, key=lambda other: (other.created_at, other.policy_id), default=None)
 
 
-# What a policy's searched text is made of (``policy_search_text``), with what identifies its version.
-_TEXT_COLUMNS = (PolicyRecord.policy_id, PolicyRecord.version, PolicyRecord.rule, PolicyRecord.correct_mapping,
-                 PolicyRecord.examples)
-# Prepared texts by policy id and version, in the order they were prepared.
-DOCUMENTS_KEPT = 4096
-_DOCUMENTS: dict[tuple[str, int], Document] = {}
+# A policy's id and what its searched text is made of (``policy_search_text``).
+_TEXT_COLUMNS = (PolicyRecord.policy_id, PolicyRecord.rule, PolicyRecord.correct_mapping, PolicyRecord.examples)
 
 
 def _document_of(policy: PolicyRecord | Row) -> Document:
-    """The prepared text of a policy row, or of a row of ``_TEXT_COLUMNS``, kept for the next comparisons: a
-    version's text never changes, so the id and version find it without building the text again."""
-    key = (policy.policy_id, policy.version)
-    document = _DOCUMENTS.get(key)
-    if document is None:
-        if len(_DOCUMENTS) >= DOCUMENTS_KEPT:
-            # The oldest out first: policies are compared with those created around the same time.
-            del _DOCUMENTS[next(iter(_DOCUMENTS))]
-        document = _DOCUMENTS[key] = Document.of(policy_search_text(policy))
-    return document
+    """The prepared text of a policy row, or of a row of ``_TEXT_COLUMNS`` (``Document.of`` keeps it for the next
+    comparisons)."""
+    return Document.of(policy_search_text(policy))
 
 
 class TwinResolver(ConsumerDecisions):

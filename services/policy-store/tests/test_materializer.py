@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -65,6 +67,22 @@ def apply(sessions: sessionmaker[Session], *events: IncomingEvent, auto_activate
     materializer = Materializer(auto_activate=auto_activate)
     with sessions() as session, session.begin():
         return [materializer.apply(session, event) for event in events]
+
+
+@contextmanager
+def statements_sent(session: Session) -> Iterator[list[str]]:
+    """The text of every statement the session sends to the database meanwhile."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_same_event_twice_changes_nothing_the_second_time(sessions) -> None:
@@ -193,20 +211,9 @@ def test_a_batch_writes_its_new_policies_together_whatever_duplicates_come_betwe
     events = []
     for n in range(1, 4):
         events += [as_incoming(generated(f"f{n}", f"new-{n}")), as_incoming(duplicate(f"d{n}", "known"))]
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    with sessions() as session:
-        engine = session.get_bind()
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            with session.begin():
-                batch = Materializer().prepare_batch(session, events)
-                assert [batch.apply(incoming) for incoming in events] == [True] * len(events)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+    with sessions() as session, statements_sent(session) as statements, session.begin():
+        batch = Materializer().prepare_batch(session, events)
+        assert [batch.apply(incoming) for incoming in events] == [True] * len(events)
 
     assert len([s for s in statements if s.startswith("INSERT INTO policies ")]) == 1
     assert len([s for s in statements if s.startswith("INSERT INTO policy_history ")]) == 1
@@ -214,3 +221,22 @@ def test_a_batch_writes_its_new_policies_together_whatever_duplicates_come_betwe
         assert session.get(PolicyRecord, "known").support_count == 4
         assert session.scalar(select(func.count()).select_from(PolicyRecord)) == 4
         assert session.scalar(select(func.count()).where(PolicyHistory.action == "evidence")) == 3
+
+
+def test_preparing_a_batch_sends_the_same_statements_whatever_its_size(sessions) -> None:
+    """The batch's claims, submissions and locks go as arrays, not as a parameter per value: a statement whose
+    text grew with the batch would be built, bound and parsed anew for every size of batch."""
+    def prepared(prefix: str, feedbacks: int) -> list[str]:
+        events = [as_incoming(payload) for n in range(feedbacks)
+                  for payload in (submitted(f"{prefix}{n}"), generated(f"{prefix}{n}", f"{prefix}-p{n}"))]
+        with sessions() as session, session.begin():
+            with statements_sent(session) as statements:
+                batch = Materializer().prepare_batch(session, events)
+            assert [batch.apply(incoming) for incoming in events] == [True] * len(events)
+        return statements
+
+    small, large = prepared("a", 3), prepared("b", 40)
+    assert small == large
+    with sessions() as session:
+        assert session.scalar(select(func.count()).where(FeedbackRecord.status == "generated")) == 43
+        assert session.scalar(select(func.count()).select_from(PolicyRecord)) == 43

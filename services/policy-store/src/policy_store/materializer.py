@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, func, or_, select, tuple_
+from sqlalchemy import Connection, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from policy_store.bulk import any_of, unnested
 from policy_store.commit_metrics import count_on_commit
 from policy_store.metrics import ATTRIBUTED_FEEDBACK, POLICY_USES
 from policy_store.models import (
@@ -49,9 +50,14 @@ GENERATOR_ACTOR = "policy-generator"
 DECISIONS = (PolicyGenerated, PolicySkipped, PolicyGenerationFailed)
 # The columns a submission sets: the decision's columns are the decision events' own.
 SUBMISSION_FIELDS = ("user_id", "conversation_id", "message_id", "rating", "comment", "context", "submitted_at")
+SUBMISSION_COLUMNS = ("feedback_id", "status", *SUBMISSION_FIELDS)
+CLAIM_COLUMNS = ("event_id", "event_type", "topic", "partition", "offset")
+ANSWER_COLUMNS = ("conversation_id", "message_id")
 # Where a session keeps the state of the batch it is applying.
 BATCH_STATE = "policyloop.materializer.batch"
 EVIDENCE = PolicyEvidence.__table__.c
+FEEDBACK = FeedbackRecord.__table__
+PROCESSED = ProcessedEvent.__table__
 
 
 @dataclass
@@ -146,14 +152,13 @@ class Materializer:
                 fresh.append(event)
         claimed: set[str] = set()
         if fresh:
-            # Statements of the Core tables with one row of parameters per event: compiled once, then cached,
-            # and sent by psycopg as a few multi-row statements.
-            events_table = ProcessedEvent.__table__
+            # The batch's rows as arrays (policy_store.bulk): one statement of fixed text whatever the batch holds.
+            claims = unnested(PROCESSED, CLAIM_COLUMNS, [dict(
+                event_id=event.event_id, event_type=event.event_type, topic=event.topic or "",
+                partition=event.partition, offset=event.offset) for event in fresh])
             claimed = set(session.execute(
-                insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(events_table.c.event_id),
-                [dict(event_id=event.event_id, event_type=event.event_type, topic=event.topic or "",
-                      partition=event.partition, offset=event.offset) for event in fresh]).scalars())
+                insert(PROCESSED).from_select(CLAIM_COLUMNS, select(*claims.c))
+                .on_conflict_do_nothing(index_elements=["event_id"]).returning(PROCESSED.c.event_id)).scalars())
         fresh = [event for event in fresh if event.event_id in claimed]
         batch = PreparedBatch(self, session, claimed)
         session.info[BATCH_STATE] = batch.state
@@ -192,15 +197,18 @@ class Materializer:
             conversation_id=event.conversation_id, message_id=event.message_id, rating=event.rating.value,
             comment=event.comment, context=event.context.model_dump(mode="json"), submitted_at=event.submitted_at)
             for event in submissions}  # one row per feedback (a statement may not update a row twice): the last
-        statement = insert(FeedbackRecord.__table__)
+        submitted = unnested(FEEDBACK, SUBMISSION_COLUMNS, rows.values())
+        statement = insert(FEEDBACK).from_select(SUBMISSION_COLUMNS, select(*submitted.c))
         session.execute(statement.on_conflict_do_update(
-            index_elements=["feedback_id"], set_={name: statement.excluded[name] for name in SUBMISSION_FIELDS}),
-            list(rows.values()))
+            index_elements=["feedback_id"], set_={name: statement.excluded[name] for name in SUBMISSION_FIELDS}))
         # The policies already reported for these answers now have their feedback (attribution is joined when read).
-        answers = {(event.conversation_id, event.message_id) for event in submissions}
+        answers = unnested(PolicyUsage.__table__, ANSWER_COLUMNS, [
+            dict(conversation_id=conversation, message_id=message)
+            for conversation, message in {(event.conversation_id, event.message_id) for event in submissions}])
         uses = dict(((conversation, message), count) for conversation, message, count in session.execute(
             select(PolicyUsage.conversation_id, PolicyUsage.message_id, func.count())
-            .where(tuple_(PolicyUsage.conversation_id, PolicyUsage.message_id).in_(list(answers)))
+            .join(answers, (PolicyUsage.conversation_id == answers.c.conversation_id)
+                  & (PolicyUsage.message_id == answers.c.message_id))
             .group_by(PolicyUsage.conversation_id, PolicyUsage.message_id)))
         for event in submissions:
             count_on_commit(session, ATTRIBUTED_FEEDBACK, uses.get((event.conversation_id, event.message_id), 0),
@@ -212,10 +220,12 @@ class Materializer:
         ids = sorted(set(feedback_ids))
         if not ids:
             return
-        session.execute(insert(FeedbackRecord.__table__).on_conflict_do_nothing(index_elements=["feedback_id"]),
-                        [dict(feedback_id=feedback_id, status="pending") for feedback_id in ids])
+        missing = unnested(FEEDBACK, ("feedback_id",), [dict(feedback_id=feedback_id) for feedback_id in ids])
+        session.execute(insert(FEEDBACK).from_select(["feedback_id", "status"],
+                                                     select(missing.c.feedback_id, literal("pending")))
+                        .on_conflict_do_nothing(index_elements=["feedback_id"]))
         state.feedback = {record.feedback_id: record for record in session.execute(
-            select(FeedbackRecord).where(FeedbackRecord.feedback_id.in_(ids))
+            select(FeedbackRecord).where(any_of(FeedbackRecord.feedback_id, ids))
             .order_by(FeedbackRecord.feedback_id).with_for_update()).scalars()}
 
     @staticmethod
@@ -224,7 +234,7 @@ class Materializer:
         no predecessor and no review waiting for them, so that creating them reads nothing more."""
         if not concerned:
             return
-        for record in session.execute(select(PolicyRecord).where(PolicyRecord.policy_id.in_(sorted(concerned)))
+        for record in session.execute(select(PolicyRecord).where(any_of(PolicyRecord.policy_id, concerned))
                                       .order_by(PolicyRecord.policy_id).with_for_update()).scalars():
             state.policies[record.policy_id] = record
         state.locked.update(concerned)
@@ -232,11 +242,11 @@ class Materializer:
         if not ids:
             return
         with_evidence = set(session.execute(select(EVIDENCE.policy_id).distinct()
-                                            .where(EVIDENCE.policy_id.in_(ids))).scalars())
+                                            .where(any_of(EVIDENCE.policy_id, ids))).scalars())
         with_predecessors = set(session.execute(select(PolicyRecord.superseded_by).distinct()
-                                                .where(PolicyRecord.superseded_by.in_(ids))).scalars())
+                                                .where(any_of(PolicyRecord.superseded_by, ids))).scalars())
         with_early_reviews = set(session.execute(select(PolicyHistory.policy_id).distinct().where(
-            PolicyHistory.policy_id.in_(ids), PolicyHistory.version.is_(None))).scalars())
+            any_of(PolicyHistory.policy_id, ids), PolicyHistory.version.is_(None))).scalars())
         state.no_evidence.update(set(ids) - with_evidence)
         state.no_predecessors.update(set(ids) - with_predecessors)
         state.no_early_reviews.update(set(ids) - with_early_reviews)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Row, select, text
 from sqlalchemy.orm import Session
 
+from policy_store.bulk import any_of
 from policy_store.metrics import TWINS_MERGED
 from policy_store.models import PolicyRecord
 from policy_store.publishing import ConsumerDecisions
@@ -101,7 +102,7 @@ def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: 
     # examples, sources and history links) cost several times more to load than the comparison they feed.
     near_ids = {near for _, near in pairs}
     texts = {row.policy_id: row for row in session.execute(
-        select(*_TEXT_COLUMNS).where(PolicyRecord.policy_id.in_(near_ids)))} if near_ids else {}
+        select(*_TEXT_COLUMNS).where(any_of(PolicyRecord.policy_id, near_ids)))} if near_ids else {}
     alike: dict[str, list[tuple[str, float]]] = {}
     probes = {record.policy_id: record for record in records}
     for probe, near in pairs:
@@ -111,7 +112,7 @@ def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: 
     if not alike:
         return {}
     loaded = {record.policy_id: record for record in session.execute(select(PolicyRecord).where(
-        PolicyRecord.policy_id.in_({near for nears in alike.values() for near, _ in nears}))).scalars()}
+        any_of(PolicyRecord.policy_id, {near for nears in alike.values() for near, _ in nears}))).scalars()}
     twins = {}
     for probe, nears in alike.items():
         twin = _oldest_twin(probes[probe], [(loaded[near], similarity) for near, similarity in nears])
@@ -163,7 +164,7 @@ class TwinResolver(ConsumerDecisions):
         with self._sessions() as session:
             while created:
                 records = [record for record in session.execute(
-                    select(PolicyRecord).where(PolicyRecord.policy_id.in_(created))).scalars()
+                    select(PolicyRecord).where(any_of(PolicyRecord.policy_id, created))).scalars()
                     if record.status in SERVED]
                 order = {policy_id: position for position, policy_id in enumerate(created)}
                 records.sort(key=lambda record: order[record.policy_id])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 
 import pytest
 
 from policyloop_common.text_matching import (
+    _ENGLISH_PHRASES,
+    _FOLDED_PHRASES,
+    _VIETNAMESE_PHRASES,
     Document,
+    _phrase_pattern,
     fold,
     normalize,
     object_weights,
@@ -175,3 +180,35 @@ def test_objects_given_by_the_caller_replace_those_found() -> None:
     document = Document.of_parts("the users column", objects={"users": 0.8})
     assert dict(document.objects) == {"users": 0.8}
     assert document.object_mass == pytest.approx(0.8)
+
+
+def _listed_in_turn(phrases: list[str]) -> re.Pattern[str]:
+    """The plain form of a phrase pattern: every phrase in turn, longest first."""
+    ordered = "|".join(map(re.escape, sorted(phrases, key=len, reverse=True)))
+    return re.compile(r"(?<![\w.])(" + ordered + r")(?!\w|\.\w)")
+
+
+@pytest.mark.parametrize("text", [
+    "so luong nguoi dung", "so luong nguoix so luong.", "so luong.x so", "so_luong so.luong so luong nguoi",
+    "tong so luong nguoi dung va so", "so luongnguoi so  luong",
+])
+def test_a_phrase_tree_matches_what_the_phrases_tried_in_turn_match(text: str) -> None:
+    """A longer phrase is tried first and the match falls back to a shorter one where the longer does not end
+    at a word's end — what trying each phrase in turn, longest first, gives."""
+    phrases = ["so", "so luong", "so luong nguoi", "so luong nguoi dung", "tong", "tong so", "luong"]
+    tree, in_turn = _phrase_pattern(phrases), _listed_in_turn(phrases)
+    assert [match.group(1) for match in tree.finditer(text)] == [m.group(1) for m in in_turn.finditer(text)]
+    assert [match.span() for match in tree.finditer(text)] == [m.span() for m in in_turn.finditer(text)]
+
+
+def test_the_lexicons_phrase_trees_match_what_their_phrases_tried_in_turn_match() -> None:
+    """Every phrase of the three lexicons, alone and run together with its neighbours in every way a boundary
+    can be written, is found where the phrases tried in turn find it."""
+    for lexicon in (_VIETNAMESE_PHRASES, _FOLDED_PHRASES, _ENGLISH_PHRASES):
+        phrases = sorted(lexicon)
+        tree, in_turn = _phrase_pattern(phrases), _listed_in_turn(phrases)
+        for first, second in zip(phrases, phrases[1:] + phrases[:1], strict=True):
+            for joint in (" ", "", ".", "_", ". ", "x "):
+                text = f"{first}{joint}{second} {first.split()[0]}"
+                assert ([(m.span(), m.group(1)) for m in tree.finditer(text)]
+                        == [(m.span(), m.group(1)) for m in in_turn.finditer(text)]), text

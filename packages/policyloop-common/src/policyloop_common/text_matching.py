@@ -266,8 +266,34 @@ def normalize(text: str) -> str:
 
 
 def _phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
-    ordered = sorted(phrases, key=len, reverse=True)
-    return re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, ordered)) + r")(?!\w|\.\w)")
+    return re.compile(r"(?<![\w.])(" + _longest_first(phrases) + r")(?!\w|\.\w)")
+
+
+def _longest_first(phrases: Iterable[str]) -> str:
+    """An expression matching any of ``phrases``, the longest of those that fit where several do.
+
+    The same matches as the phrases sorted by length and joined by ``|``, as a tree of shared prefixes: a flat
+    list of hundreds of phrases is tried one by one at each word (~38 µs of a 200-character text for the
+    Vietnamese list), the tree reads a character once per level. Where a phrase ends and a longer one goes on,
+    the longer is tried first (a greedy optional part) and the match falls back to the shorter when the longer
+    does not fit, exactly as the ordered list does.
+    """
+    tree: dict[str, dict] = {}
+    for phrase in phrases:
+        node = tree
+        for character in phrase:
+            node = node.setdefault(character, {})
+        node[""] = {}  # a phrase ends here
+
+    def expression(node: dict[str, dict]) -> str:
+        branches = [re.escape(character) + expression(child) for character, child in sorted(node.items())
+                    if character]
+        if not branches:
+            return ""
+        either = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{either})?" if "" in node else either
+
+    return expression(tree)
 
 
 _VIETNAMESE_PATTERN = _phrase_pattern(_VIETNAMESE_PHRASES)
@@ -394,27 +420,32 @@ def _sql_objects(sql: str, objects: dict[str, float]) -> None:
 def _object_weights(text: str) -> tuple[tuple[str, float], ...]:
     objects: dict[str, float] = {}
     lowered = unicodedata.normalize("NFC", text).lower()
-    for literal in _SINGLE_QUOTED.findall(lowered):
-        value = _value_object(literal)
-        if value is not None:
-            _add(objects, *value)
-    # Literals are values, not identifiers: 'e-office.gov' must not read as a qualified name.
-    without_literals = _SINGLE_QUOTED.sub(" ", lowered)
-    for quoted in _DOUBLE_QUOTED.findall(without_literals):
+    # Each expression below is tried at every character; most texts have no quote, dot or SELECT, and a look
+    # for the character an expression cannot match without spares the scan (~40 of ~48 µs for a rule).
+    without_literals = lowered
+    if "'" in lowered or "‘" in lowered:
+        for literal in _SINGLE_QUOTED.findall(lowered):
+            value = _value_object(literal)
+            if value is not None:
+                _add(objects, *value)
+        # Literals are values, not identifiers: 'e-office.gov' must not read as a qualified name.
+        without_literals = _SINGLE_QUOTED.sub(" ", lowered)
+    quotes = ('"' in without_literals or "“" in without_literals or "`" in without_literals)
+    for quoted in _DOUBLE_QUOTED.findall(without_literals) if quotes else ():
         # Error messages and SQL quote identifiers: column "users" does not exist, `total_users`.
         quoted = quoted.strip()
         if re.fullmatch(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?", quoted):
             _add(objects, quoted, 1.0 if "." in quoted or "_" in quoted else 0.8)
-    for qualifier, column in _QUALIFIED.findall(without_literals):
+    for qualifier, column in _QUALIFIED.findall(without_literals) if "." in without_literals else ():
         if len(qualifier) > 1:  # one letter is a table alias (s.id) or an abbreviation (e.g.)
             _add(objects, f"{qualifier}.{column}", _qualified_weight(column))
             _add(objects, qualifier, TABLE_WEIGHT)
         if len(column) > 1:
             _add(objects, column, _column_weight(column, plain=0.6))
-    for name in _SNAKE.findall(without_literals):
+    for name in _SNAKE.findall(without_literals) if "_" in without_literals else ():
         _add(objects, name, _column_weight(name, plain=1.0))
     covered = 0
-    for statement in _SQL_STATEMENT.finditer(without_literals):
+    for statement in _SQL_STATEMENT.finditer(without_literals) if "select" in without_literals else ():
         if statement.start() < covered:
             continue  # a subquery of a statement already read
         end = _SQL_END.search(without_literals, statement.start())

@@ -19,6 +19,7 @@ from policyloop_common.text_matching import (
     object_weights,
     schema_objects,
     similarity,
+    similarity_at_least,
     similarity_docs,
     terms,
 )
@@ -212,3 +213,22 @@ def test_the_lexicons_phrase_trees_match_what_their_phrases_tried_in_turn_match(
                 text = f"{first}{joint}{second} {first.split()[0]}"
                 assert ([(m.span(), m.group(1)) for m in tree.finditer(text)]
                         == [(m.span(), m.group(1)) for m in in_turn.finditer(text)]), text
+
+
+def test_a_similarity_below_a_threshold_is_told_as_none_and_one_above_as_it_is() -> None:
+    texts = ["Use systems.total_users for the number of users; there is no column users.",
+             "Use the column systems.total_users for how many users; users is no column.",
+             "Ministries are agencies with agency_type = 'ministry'.",
+             "Count only systems with systems.is_active = true when asked how many systems are running.",
+             "Đếm hệ thống đang hoạt động bằng systems.is_active = true.",
+             "???", "the users column"]
+    documents = [Document.of(text) for text in texts]
+    checked = 0
+    for a in documents:
+        for b in documents:
+            score = similarity_docs(a, b)
+            for threshold in (0.1, 0.3, 0.6, score, 0.9, 1.0):
+                expected = score if score >= threshold else None
+                assert similarity_at_least(a, b, threshold) == expected
+                checked += expected is not None
+    assert checked > len(documents) * 2  # pairs above their thresholds as well as below

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from policy_store.materializer import Materializer
@@ -67,22 +65,6 @@ def apply(sessions: sessionmaker[Session], *events: IncomingEvent, auto_activate
     materializer = Materializer(auto_activate=auto_activate)
     with sessions() as session, session.begin():
         return [materializer.apply(session, event) for event in events]
-
-
-@contextmanager
-def statements_sent(session: Session) -> Iterator[list[str]]:
-    """The text of every statement the session sends to the database meanwhile."""
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_same_event_twice_changes_nothing_the_second_time(sessions) -> None:
@@ -204,7 +186,7 @@ def test_repeated_evidence_raises_the_priority_never_lowers_it(sessions) -> None
         assert (policy.support_count, policy.priority) == (4, "medium")
 
 
-def test_a_batch_writes_its_new_policies_together_whatever_duplicates_come_between(sessions) -> None:
+def test_a_batch_writes_its_new_policies_together_whatever_duplicates_come_between(sessions, statements_sent) -> None:
     """A duplicate's evidence statements do not flush what the batch added before them: its new policies and
     their history go to the database together, at commit, not a few at a time between the duplicates."""
     apply(sessions, as_incoming(generated("f0", "known")))
@@ -223,7 +205,7 @@ def test_a_batch_writes_its_new_policies_together_whatever_duplicates_come_betwe
         assert session.scalar(select(func.count()).where(PolicyHistory.action == "evidence")) == 3
 
 
-def test_preparing_a_batch_sends_the_same_statements_whatever_its_size(sessions) -> None:
+def test_preparing_a_batch_sends_the_same_statements_whatever_its_size(sessions, statements_sent) -> None:
     """The batch's claims, submissions and locks go as arrays, not as a parameter per value: a statement whose
     text grew with the batch would be built, bound and parsed anew for every size of batch."""
     def prepared(prefix: str, feedbacks: int) -> list[str]:

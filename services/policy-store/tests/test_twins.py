@@ -1,4 +1,4 @@
-"""Which policies written at the same moment are one lesson: ``find_twin`` on a real database."""
+"""Which policies written at the same moment are one lesson: ``find_twins`` on a real database."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from policy_store.materializer import Materializer
 from policy_store.models import PolicyRecord
-from policy_store.twins import NEAREST, find_twin, find_twins
+from policy_store.twins import NEAREST, PreparedTexts, find_twins
 from policyloop_common.cloudevents import decode, encode
 from policyloop_common.events import DecisionDetails, DecisionKind, PolicyGenerated, PolicyImported
 from policyloop_common.policy import GeneratorInfo, Policy
@@ -39,10 +39,11 @@ def _stored(sessions: sessionmaker[Session], *policies: Policy) -> None:
                                                topic=out.topic, partition=0, offset=1))
 
 
-def _twin_of(sessions: sessionmaker[Session], policy_id: str) -> str | None:
+def _twin_of(sessions: sessionmaker[Session], policy_id: str, prepared: PreparedTexts | None = None) -> str | None:
     with sessions() as session:
-        twin = find_twin(session, session.get(PolicyRecord, policy_id), threshold=0.6, window=WINDOW)
-        return twin.policy_id if twin is not None else None
+        twins = find_twins(session, [session.get(PolicyRecord, policy_id)], threshold=0.6, window=WINDOW,
+                           prepared=prepared)
+        return twins[policy_id].policy_id if policy_id in twins else None
 
 
 def _value_lesson(policy_id: str, seconds: int, value: str) -> Policy:
@@ -108,12 +109,12 @@ def test_a_batch_of_policies_finds_the_twins_each_would_find_alone(sessions) -> 
 
 
 def test_a_policy_is_compared_by_the_text_of_its_current_version(sessions) -> None:
-    """Prepared texts are kept between batches: a new version of a policy must not be compared by its old one.
-    (Ids of this test only: the kept texts are the process's.)"""
+    """Prepared texts are kept between batches: a new version of a policy must not be compared by its old one."""
+    prepared = PreparedTexts()
     running = _policy("rewritten", 0, category="business_logic", rule="Count only systems with systems.is_active = "
                       "true when asked how many systems are running.", mapping="running -> systems.is_active")
     _stored(sessions, running, _value_lesson("repeated", 3, "retired"))
-    assert _twin_of(sessions, "repeated") is None
+    assert _twin_of(sessions, "repeated", prepared) is None
 
     rewritten = _value_lesson("rewritten", 0, "retired").model_copy(update={"version": 2})
     decision = DecisionDetails(kind=DecisionKind.UPDATE, provider="offline", model="offline-rules-v1")
@@ -123,4 +124,25 @@ def test_a_policy_is_compared_by_the_text_of_its_current_version(sessions) -> No
                                              partition=0, offset=2))
     with sessions() as session:
         assert session.get(PolicyRecord, "rewritten").version == 2
-    assert _twin_of(sessions, "repeated") == "rewritten"
+    assert _twin_of(sessions, "repeated", prepared) == "rewritten"
+
+
+def _text_reads(statements: list[str]) -> list[str]:
+    """The statements that read policies' texts alone (not whole rows)."""
+    return [text for text in statements if "policies.rule" in text and "policies.status" not in text]
+
+
+def test_a_neighbour_compared_before_is_not_read_again(sessions, statements_sent) -> None:
+    """The text of a policy compared in an earlier batch is kept: only neighbours never compared are read."""
+    prepared = PreparedTexts()
+    _stored(sessions, _value_lesson("first", 0, "retired"), _value_lesson("second", 2, "retired"))
+    with sessions() as session, statements_sent(session) as statements:
+        find_twins(session, [session.get(PolicyRecord, "second")], threshold=0.6, window=WINDOW, prepared=prepared)
+    assert len(_text_reads(statements)) == 1
+
+    _stored(sessions, _value_lesson("third", 4, "decommissioned"))
+    with sessions() as session, statements_sent(session) as statements:
+        twins = find_twins(session, [session.get(PolicyRecord, "third")], threshold=0.6, window=WINDOW,
+                           prepared=prepared)
+    assert _text_reads(statements) == []
+    assert twins == {}  # "decommissioned" is another value: compared with both, a twin of neither

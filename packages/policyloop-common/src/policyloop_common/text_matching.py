@@ -565,8 +565,24 @@ def trigram_similarity(a: Document, b: Document) -> float:
 
 def similarity_docs(a: Document, b: Document) -> float:
     """The similarity of two prepared documents (formula in the module docstring)."""
-    base = 0.8 * term_similarity(a, b) + 0.2 * trigram_similarity(a, b)
-    overlap = object_overlap(a, b)
+    return _combined(a, b, term_similarity(a, b), trigram_similarity(a, b), object_overlap(a, b))
+
+
+def similarity_at_least(a: Document, b: Document, threshold: float) -> float | None:
+    """``similarity_docs(a, b)`` when it is at least ``threshold``, else None.
+
+    Sooner for most pairs: the similarity grows with the trigrams' share, so when even identical trigrams would
+    leave the pair below ``threshold`` (with a hair of margin for rounding), they are not compared at all.
+    """
+    term, overlap = term_similarity(a, b), object_overlap(a, b)
+    if _combined(a, b, term, 1.0, overlap) < threshold - 1e-9:
+        return None
+    score = _combined(a, b, term, trigram_similarity(a, b), overlap)
+    return score if score >= threshold else None
+
+
+def _combined(a: Document, b: Document, term: float, trigram: float, overlap: float) -> float:
+    base = 0.8 * term + 0.2 * trigram
     if overlap > 0:
         score = base + (1.0 - base) * 0.6 * overlap
     elif a.object_mass >= 1.0 and b.object_mass >= 1.0:

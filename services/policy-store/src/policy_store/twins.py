@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Row, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from policy_store.bulk import any_of
+from policy_store.core.config import StoreSettings
+from policy_store.materializer import Materializer
 from policy_store.metrics import TWINS_MERGED
 from policy_store.models import PolicyRecord
 from policy_store.publishing import ConsumerDecisions
@@ -34,9 +37,10 @@ from policy_store.relevance import policy_search_text
 from policy_store.serialization import policy_model
 from policyloop_common.cloudevents import IncomingEvent, encode
 from policyloop_common.events import DecisionKind, PolicyGenerated, PolicyReviewed, ReviewAction
+from policyloop_common.kafka.producer import DurableProducer
 from policyloop_common.lessons import may_be_one_lesson
 from policyloop_common.policy import PolicyStatus
-from policyloop_common.text_matching import Document, similarity_docs
+from policyloop_common.text_matching import Document, similarity_at_least
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ SERVED = (PolicyStatus.ACTIVE.value, PolicyStatus.PENDING_REVIEW.value)
 NEAREST = 20
 # Twins of different categories must read the same, word for word.
 SAME_TEXT = 1.0
+# Prepared texts kept for the next batches' comparisons (``PreparedTexts``): ten batches of new policies.
+PREPARED_TEXTS = 5_000
 
 
 def twin_event_id(younger: str, older: str) -> str:
@@ -59,14 +65,14 @@ def twin_event_id(younger: str, older: str) -> str:
 # one of its schema objects. Imported policies were chosen by an operator, not written at the same moment by
 # another generator, so they are left out.
 _NEAREST_OF_EACH = text("""
-SELECT probe.policy_id AS probe_id, near.policy_id AS near_id
+SELECT probe.policy_id AS probe_id, near.policy_id AS near_id, near.version AS near_version
 FROM policies AS probe
 CROSS JOIN LATERAL (
-    (SELECT other.policy_id FROM policies AS other
+    (SELECT other.policy_id, other.version FROM policies AS other
      WHERE other.created_at BETWEEN probe.created_at - :window AND probe.created_at AND {related}
      ORDER BY other.created_at DESC, other.policy_id DESC LIMIT :half)
     UNION ALL
-    (SELECT other.policy_id FROM policies AS other
+    (SELECT other.policy_id, other.version FROM policies AS other
      WHERE other.created_at > probe.created_at AND other.created_at <= probe.created_at + :window AND {related}
      ORDER BY other.created_at, other.policy_id LIMIT :half)
 ) AS near
@@ -78,14 +84,15 @@ WHERE probe.policy_id = ANY(:probe_ids)
                          WHERE h.policy_id = other.policy_id AND h.action = 'imported')"""))
 
 
-def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: float,
-               window: timedelta) -> dict[str, PolicyRecord]:
+def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: float, window: timedelta,
+               prepared: PreparedTexts | None = None) -> dict[str, PolicyRecord]:
     """For each of ``records`` that has one, the oldest served policy created within ``window`` of it that
     teaches the same lesson: two statements for all of them, and a third for the rows of those that read alike.
 
     Compared are at most ``NEAREST`` policies for each, the nearest in creation time among those of the same
     category or sharing a schema object: twins are written within seconds of each other about the same objects,
-    and the bound keeps a bulk load (thousands of policies created at once) linear.
+    and the bound keeps a bulk load (thousands of policies created at once) linear. ``prepared`` keeps the texts
+    of the policies compared for the next call; the neighbours it knows are not read again.
     """
     if not records:
         return {}
@@ -98,16 +105,26 @@ def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: 
     session.execute(text("SET LOCAL enable_bitmapscan = off"))
     pairs = session.execute(_NEAREST_OF_EACH, dict(probe_ids=[record.policy_id for record in records],
                                                     window=window, half=NEAREST // 2, served=list(SERVED))).all()
-    # The neighbours' text only: nearly every pair scores below the threshold, and whole rows (a policy's
-    # examples, sources and history links) cost several times more to load than the comparison they feed.
-    near_ids = {near for _, near in pairs}
-    texts = {row.policy_id: row for row in session.execute(
-        select(*_TEXT_COLUMNS).where(any_of(PolicyRecord.policy_id, near_ids)))} if near_ids else {}
-    alike: dict[str, list[tuple[str, float]]] = {}
+    prepared = prepared if prepared is not None else PreparedTexts()
     probes = {record.policy_id: record for record in records}
-    for probe, near in pairs:
-        similarity = similarity_docs(_document_of(probes[probe]), _document_of(texts[near]))
-        if similarity >= threshold:
+    documents = {record.policy_id: prepared.add(record.policy_id, record.version, _document_of(record))
+                 for record in records}
+    for _, near, version in pairs:
+        if near not in documents and (known := prepared.get(near, version)) is not None:
+            documents[near] = known
+    # The text of the neighbours not prepared yet, only: nearly every pair scores below the threshold, and whole
+    # rows (a policy's examples, sources and history links) cost several times more to load than the comparison
+    # they feed.
+    unknown = {near for _, near, _ in pairs if near not in documents}
+    if unknown:
+        for row in session.execute(select(*_TEXT_COLUMNS).where(any_of(PolicyRecord.policy_id, unknown))):
+            documents[row.policy_id] = prepared.add(row.policy_id, row.version, _document_of(row))
+    alike: dict[str, list[tuple[str, float]]] = {}
+    for probe, near, _ in pairs:
+        if near not in documents:
+            continue  # deleted since the first statement (a rebuild's reset): nothing left to merge with
+        similarity = similarity_at_least(documents[probe], documents[near], threshold)
+        if similarity is not None:
             alike.setdefault(probe, []).append((near, similarity))
     if not alike:
         return {}
@@ -119,11 +136,6 @@ def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: 
         if twin is not None:
             twins[probe] = twin
     return twins
-
-
-def find_twin(session: Session, record: PolicyRecord, *, threshold: float, window: timedelta) -> PolicyRecord | None:
-    """The oldest served policy created within ``window`` of ``record`` that teaches the same lesson, if any."""
-    return find_twins(session, [record], threshold=threshold, window=window).get(record.policy_id)
 
 
 def _oldest_twin(record: PolicyRecord, alike: list[tuple[PolicyRecord, float]]) -> PolicyRecord | None:
@@ -139,8 +151,35 @@ def _oldest_twin(record: PolicyRecord, alike: list[tuple[PolicyRecord, float]]) 
     return min(twins, key=lambda other: (other.created_at, other.policy_id), default=None)
 
 
-# A policy's id and what its searched text is made of (``policy_search_text``).
-_TEXT_COLUMNS = (PolicyRecord.policy_id, PolicyRecord.rule, PolicyRecord.correct_mapping, PolicyRecord.examples)
+# A policy's id and version, and what its searched text is made of (``policy_search_text``).
+_TEXT_COLUMNS = (PolicyRecord.policy_id, PolicyRecord.version, PolicyRecord.rule, PolicyRecord.correct_mapping,
+                 PolicyRecord.examples)
+
+
+class PreparedTexts:
+    """The prepared texts of the policies last compared, by id and version, for the next batches' twin checks.
+
+    Nearly every neighbour of a new policy was new itself a batch or two before, and compared then: kept here,
+    its text is not read again. Policies are compared only with those created within seconds of them, so the most
+    recent few thousand are enough.
+    """
+
+    def __init__(self, size: int = PREPARED_TEXTS) -> None:
+        self._size = size
+        self._documents: OrderedDict[tuple[str, int], Document] = OrderedDict()
+
+    def get(self, policy_id: str, version: int) -> Document | None:
+        document = self._documents.get((policy_id, version))
+        if document is not None:
+            self._documents.move_to_end((policy_id, version))
+        return document
+
+    def add(self, policy_id: str, version: int, document: Document) -> Document:
+        self._documents[(policy_id, version)] = document
+        self._documents.move_to_end((policy_id, version))
+        if len(self._documents) > self._size:
+            self._documents.popitem(last=False)
+        return document
 
 
 def _document_of(policy: PolicyRecord | Row) -> Document:
@@ -151,6 +190,11 @@ def _document_of(policy: PolicyRecord | Row) -> Document:
 
 class TwinResolver(ConsumerDecisions):
     """Merges each concurrent twin the batch created into the older policy of its lesson."""
+
+    def __init__(self, settings: StoreSettings, session_factory: sessionmaker[Session], materializer: Materializer,
+                 publisher: DurableProducer) -> None:
+        super().__init__(settings, session_factory, materializer, publisher)
+        self._prepared = PreparedTexts()
 
     def after_batch(self, events: Sequence[IncomingEvent]) -> list[str]:
         """Merge the twins among the policies the batch created; returns the ids superseded."""
@@ -168,7 +212,8 @@ class TwinResolver(ConsumerDecisions):
                     if record.status in SERVED]
                 order = {policy_id: position for position, policy_id in enumerate(created)}
                 records.sort(key=lambda record: order[record.policy_id])
-                twins = find_twins(session, records, threshold=self._settings.twin_threshold, window=window)
+                twins = find_twins(session, records, threshold=self._settings.twin_threshold, window=window,
+                                   prepared=self._prepared)
                 remaining: list[str] = []
                 for position, record in enumerate(records):
                     twin = twins.get(record.policy_id)

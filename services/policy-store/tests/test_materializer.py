@@ -222,3 +222,36 @@ def test_preparing_a_batch_sends_the_same_statements_whatever_its_size(sessions,
     with sessions() as session:
         assert session.scalar(select(func.count()).where(FeedbackRecord.status == "generated")) == 43
         assert session.scalar(select(func.count()).select_from(PolicyRecord)) == 43
+
+
+def test_a_batch_sends_its_history_rows_in_one_insert_without_returning_ids(sessions, statements_sent) -> None:
+    events = [as_incoming(generated("f1", "p1")), as_incoming(duplicate("f2", "p1")),
+              as_incoming(generated("f3", "p3"))]
+    with sessions() as session, statements_sent(session) as statements, session.begin():
+        batch = Materializer().prepare_batch(session, events)
+        assert [batch.apply(incoming) for incoming in events] == [True, True, True]
+
+    inserts = [statement for statement in statements if statement.startswith("INSERT INTO policy_history")]
+    assert len(inserts) == 1 and "RETURNING" not in inserts[0]
+    with sessions() as session:
+        rows = session.execute(select(PolicyHistory.policy_id, PolicyHistory.action).order_by(PolicyHistory.id))
+        assert rows.all() == [("p1", "created"), ("p1", "evidence"), ("p3", "created")]
+
+
+def test_a_read_of_the_history_in_the_same_transaction_sees_the_rows_kept(sessions) -> None:
+    with sessions() as session, session.begin():
+        Materializer().apply(session, as_incoming(generated("f1", "p1")))
+        actions = session.execute(select(PolicyHistory.action).where(PolicyHistory.policy_id == "p1")).scalars()
+        assert actions.all() == ["created"]
+
+
+def test_rows_kept_by_a_transaction_rolled_back_are_never_sent(sessions) -> None:
+    with sessions() as session:
+        with session.begin():
+            Materializer().apply(session, as_incoming(generated("f1", "p1")))
+            session.rollback()
+        with session.begin():
+            Materializer().apply(session, as_incoming(generated("f2", "p2")))
+    with sessions() as session:
+        assert session.execute(select(PolicyHistory.policy_id)).scalars().all() == ["p2"]
+        assert session.scalar(select(func.count()).select_from(PolicyHistory)) == 1

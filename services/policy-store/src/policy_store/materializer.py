@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from policy_store.bulk import any_of, unnested
 from policy_store.commit_metrics import count_on_commit
+from policy_store.history_rows import add_history_row
 from policy_store.metrics import ATTRIBUTED_FEEDBACK, POLICY_USES
 from policy_store.models import (
     FeedbackRecord,
@@ -616,9 +617,9 @@ class Materializer:
     @staticmethod
     def _history(session: Session, record: PolicyRecord, action: str, actor: str, reason: str | None,
                  at: datetime | None, event_id: str, version: int | None = None) -> None:
-        session.add(PolicyHistory(policy_id=record.policy_id, version=version or record.version, action=action,
-                                  actor=actor, reason=reason, at=at or datetime.now(UTC), event_id=event_id,
-                                  snapshot=policy_document(record)))
+        add_history_row(session, dict(policy_id=record.policy_id, version=version or record.version, action=action,
+                                      actor=actor, reason=reason, at=at or datetime.now(UTC), event_id=event_id,
+                                      snapshot=policy_document(record)))
 
 
 def _shows_later_decision(feedback: FeedbackRecord, at: datetime, run_id: str) -> bool:

@@ -255,3 +255,16 @@ def test_rows_kept_by_a_transaction_rolled_back_are_never_sent(sessions) -> None
     with sessions() as session:
         assert session.execute(select(PolicyHistory.policy_id)).scalars().all() == ["p2"]
         assert session.scalar(select(func.count()).select_from(PolicyHistory)) == 1
+
+
+def test_a_review_kept_for_its_policy_stays_before_the_rows_written_after_it(sessions) -> None:
+    """A review that came before its policy is written first, as the rows of the policy that came after it."""
+    review = PolicyReviewed(policy_id="p1", action=ReviewAction.RETIRE, reviewer="admin-1", reason="obsolete",
+                            reviewed_at=NOW)
+    events = [as_incoming(review), as_incoming(generated("f1", "p1"))]
+    with sessions() as session, session.begin():
+        batch = Materializer().prepare_batch(session, events)
+        assert [batch.apply(incoming) for incoming in events] == [True, True]
+    with sessions() as session:
+        actions = session.execute(select(PolicyHistory.action).order_by(PolicyHistory.id)).scalars()
+        assert actions.all() == ["retire", "created"]

@@ -40,13 +40,16 @@ def add_history_row(session: Session, row: dict[str, Any]) -> None:
 
 
 def send_history_rows(session: Session) -> None:
-    """Insert the rows kept so far, in the order they were added."""
+    """Insert the rows kept so far, in the order they were added, after the session's own pending rows.
+
+    Those go first because they were added first: a history row the session holds as an object is one kept for
+    a policy not applied yet, so every row kept here for the same policy came after it.
+    """
     pending = session.info.get(PENDING)
     if pending:
+        session.flush()
         rows = list(pending)
         pending.clear()
-        # On the session's connection: a statement through the session would flush the session first, and the
-        # rows kept need nothing else in the database before them.
         session.connection().execute(insert_in_order(HISTORY, COLUMNS, rows))
 
 

@@ -1,39 +1,50 @@
-"""A batch's rows and ids as arrays: statements whose text does not grow with the batch.
+"""A batch's rows and ids as single parameters: statements whose text does not grow with the batch.
 
 A multi-row ``VALUES`` list or an ``IN`` list has a parameter per value, so its text is new for every size of
 batch: SQLAlchemy builds and binds thousands of parameters, and psycopg parses the whole text again each time (it
 caches only statements of up to 4,096 characters and 50 parameters). At 500 events a batch that was about a fifth
-of the store's CPU (docs/benchmarks.md, finding 11). With one array per column the statement has a handful of
-parameters whatever the batch holds; the database unnests the arrays back into rows.
+of the store's CPU (docs/benchmarks.md, finding 11). Here the statement has one parameter whatever the batch
+holds: the rows as one JSON document that the database reads back into typed columns (``jsonb_to_recordset``),
+or the ids as one array. JSON rather than an array per column: psycopg writes arrays in Python, escaping every
+element — for JSON values such as a history row's snapshot, dearer than the statement it replaced — while the
+whole document is encoded in one call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, TableValuedAlias, any_, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
+from sqlalchemy import ColumnElement, Integer, Table, TableValuedAlias, any_, column, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
+
+# The column giving each row's place in the batch.
+POSITION = "position"
 
 
 def unnested(table: Table, names: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> TableValuedAlias:
-    """``rows`` (a value for each of ``names``) as a table with the columns ``names``, typed like ``table``'s:
-    ``insert(table).from_select(names, select(*unnested(...).c))``, or joined in a query."""
-    return func.unnest(*_arrays(table, names, rows)).table_valued(*names).render_derived()
+    """``rows`` (a value for each of ``names``) as a table with the columns ``names`` typed like ``table``'s, and
+    ``POSITION``: ``insert(table).from_select(names, select(*(alias.c[name] for name in names)))``, or joined."""
+    document = [{POSITION: position, **{name: _json_ready(row[name]) for name in names}}
+                for position, row in enumerate(rows)]
+    columns = [column(name, table.c[name].type) for name in names]
+    return (func.jsonb_to_recordset(literal(document, JSONB)).table_valued(*columns, column(POSITION, Integer))
+            .render_derived(with_types=True))
 
 
 def insert_in_order(table: Table, names: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Insert:
     """The ``INSERT`` of ``rows`` into ``table``, in the order given: ids drawn from a sequence follow it."""
-    source = (func.unnest(*_arrays(table, names, rows)).table_valued(*names, with_ordinality="position")
-              .render_derived())
-    return insert(table).from_select(names, select(*(source.c[name] for name in names)).order_by(source.c.position))
-
-
-def _arrays(table: Table, names: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> list[ColumnElement[Any]]:
-    rows = list(rows)
-    return [literal([row[name] for row in rows], ARRAY(table.c[name].type)) for name in names]
+    source = unnested(table, names, rows)
+    return insert(table).from_select(names, select(*(source.c[name] for name in names))
+                                     .order_by(source.c[POSITION]))
 
 
 def any_of(column: ColumnElement[Any], values: Collection[Any]) -> ColumnElement[bool]:
     """``column = ANY(array)``: the test of ``column IN values`` with the values as one parameter."""
     return column == any_(literal(list(values), ARRAY(column.type)))
+
+
+def _json_ready(value: Any) -> Any:
+    # A timestamp as ISO 8601 with its offset, which PostgreSQL reads back exactly; the rest is JSON already.
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from policy_store.bulk import any_of, unnested
+from policy_store.bulk import any_of, insert_in_order, unnested
 from policy_store.commit_metrics import count_on_commit
 from policy_store.history_rows import add_history_row
 from policy_store.metrics import ATTRIBUTED_FEEDBACK, POLICY_USES
@@ -153,13 +153,12 @@ class Materializer:
                 fresh.append(event)
         claimed: set[str] = set()
         if fresh:
-            # The batch's rows as arrays (policy_store.bulk): one statement of fixed text whatever the batch holds.
-            claims = unnested(PROCESSED, CLAIM_COLUMNS, [dict(
+            # The batch's rows as one parameter (policy_store.bulk): a statement of fixed text whatever the batch holds.
+            claims = insert_in_order(PROCESSED, CLAIM_COLUMNS, [dict(
                 event_id=event.event_id, event_type=event.event_type, topic=event.topic or "",
                 partition=event.partition, offset=event.offset) for event in fresh])
-            claimed = set(session.execute(
-                insert(PROCESSED).from_select(CLAIM_COLUMNS, select(*claims.c))
-                .on_conflict_do_nothing(index_elements=["event_id"]).returning(PROCESSED.c.event_id)).scalars())
+            claimed = set(session.execute(claims.on_conflict_do_nothing(index_elements=["event_id"])
+                                          .returning(PROCESSED.c.event_id)).scalars())
         fresh = [event for event in fresh if event.event_id in claimed]
         batch = PreparedBatch(self, session, claimed)
         session.info[BATCH_STATE] = batch.state
@@ -198,8 +197,7 @@ class Materializer:
             conversation_id=event.conversation_id, message_id=event.message_id, rating=event.rating.value,
             comment=event.comment, context=event.context.model_dump(mode="json"), submitted_at=event.submitted_at)
             for event in submissions}  # one row per feedback (a statement may not update a row twice): the last
-        submitted = unnested(FEEDBACK, SUBMISSION_COLUMNS, rows.values())
-        statement = insert(FEEDBACK).from_select(SUBMISSION_COLUMNS, select(*submitted.c))
+        statement = insert_in_order(FEEDBACK, SUBMISSION_COLUMNS, rows.values())
         session.execute(statement.on_conflict_do_update(
             index_elements=["feedback_id"], set_={name: statement.excluded[name] for name in SUBMISSION_FIELDS}))
         # The policies already reported for these answers now have their feedback (attribution is joined when read).

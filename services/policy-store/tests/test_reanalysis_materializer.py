@@ -22,6 +22,7 @@ from policyloop_common.events import (
     PolicySkipped,
     SkipReason,
 )
+from policyloop_common.policy import PolicyStatus
 from tests.support.infrastructure import ServerSet
 from tests.support.store_state import table_contents
 
@@ -205,7 +206,7 @@ def test_a_rerun_finding_an_imported_copy_of_its_lesson_ends_alike_whether_the_c
         infrastructure: ServerSet) -> None:
     """The copy lists the feedback among its own sources: the rerun's duplicate counts already, and a rebuild
     that reads the decision before the import (another topic) must end where the live store did."""
-    copy = generated("f1", "p1").policy.model_copy(update={"policy_id": "copy", "status": "active"})
+    copy = generated("f1", "p1").policy.model_copy(update={"policy_id": "copy", "status": PolicyStatus.ACTIVE})
     imported = at(PolicyImported(policy=copy, importer="root", imported_at=NOW + timedelta(seconds=5)), 5)
     asked, rerun = request("f1", "run-a", 10), at(in_run(duplicate("f1", "copy"), "run-a"), 11)
     first = [at(submitted("f1"), 1), at(generated("f1", "p1"), 2)]

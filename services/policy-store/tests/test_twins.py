@@ -12,7 +12,7 @@ from policy_store.models import PolicyRecord
 from policy_store.twins import NEAREST, PreparedTexts, find_twins
 from policyloop_common.cloudevents import decode, encode
 from policyloop_common.events import DecisionDetails, DecisionKind, PolicyGenerated, PolicyImported
-from policyloop_common.policy import GeneratorInfo, Policy
+from policyloop_common.policy import GeneratorInfo, Policy, PolicyStatus
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -85,7 +85,7 @@ def test_a_twin_is_looked_for_only_within_the_window(sessions) -> None:
 def test_an_imported_policy_of_the_same_lesson_is_no_twin(sessions) -> None:
     """An operator brought it in on purpose; the generated one is for a reviewer to weigh against it."""
     materializer = Materializer()
-    imported = _value_lesson("imported", 0, "retired").model_copy(update={"status": "active"})
+    imported = _value_lesson("imported", 0, "retired").model_copy(update={"status": PolicyStatus.ACTIVE})
     out = encode(PolicyImported(policy=imported, importer="root", imported_at=NOW), source="/test")
     with sessions() as session, session.begin():
         materializer.apply(session, decode(value=out.value, key=out.key, headers=out.headers, topic=out.topic,

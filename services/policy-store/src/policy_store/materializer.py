@@ -78,7 +78,10 @@ class BatchState:
 
 
 def _state(session: Session) -> BatchState:
-    return session.info.setdefault(BATCH_STATE, BatchState())
+    state = session.info.get(BATCH_STATE)
+    if state is None:  # not setdefault: that would build a state on every call, for nothing but the first
+        state = session.info[BATCH_STATE] = BatchState()
+    return state
 
 
 def _without_autoflush(session: Session) -> Connection:

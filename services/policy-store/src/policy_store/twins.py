@@ -51,7 +51,8 @@ SERVED = (PolicyStatus.ACTIVE.value, PolicyStatus.PENDING_REVIEW.value)
 NEAREST = 20
 # Twins of different categories must read the same, word for word.
 SAME_TEXT = 1.0
-# Prepared texts kept for the next batches' comparisons (``PreparedTexts``): ten batches of new policies.
+# Prepared texts kept for the next batches' comparisons (``PreparedTexts``): the newest policies, dozens of batches'
+# worth at the benchmark's mix and ten in a bulk load of nothing but new policies (500 a batch).
 PREPARED_TEXTS = 5_000
 
 

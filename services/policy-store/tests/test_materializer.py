@@ -268,3 +268,22 @@ def test_a_review_kept_for_its_policy_stays_before_the_rows_written_after_it(ses
     with sessions() as session:
         actions = session.execute(select(PolicyHistory.action).order_by(PolicyHistory.id)).scalars()
         assert actions.all() == ["retire", "created"]
+
+
+def test_a_batch_reads_the_evidence_of_its_policies_once(sessions, statements_sent) -> None:
+    """Duplicates of a policy, and a new policy that evidence arrived before, read the evidence the batch began
+    with and what it added since, not the table again each time."""
+    apply(sessions, as_incoming(generated("f0", "known")), as_incoming(duplicate("d0", "known")))
+    events = [as_incoming(duplicate(f"d{n}", "known")) for n in range(1, 4)]
+    events += [as_incoming(duplicate("e1", "later")), as_incoming(generated("f1", "later"))]
+    with sessions() as session, statements_sent(session) as statements, session.begin():
+        batch = Materializer().prepare_batch(session, events)
+        assert [batch.apply(incoming) for incoming in events] == [True] * len(events)
+
+    assert len([s for s in statements if s.startswith("SELECT") and "FROM policy_evidence" in s]) == 1
+    with sessions() as session:
+        known, later = session.get(PolicyRecord, "known"), session.get(PolicyRecord, "later")
+        assert known.source_feedback_ids == ["f0", "d0", "d1", "d2", "d3"] and known.support_count == 5
+        assert later.source_feedback_ids == ["f1", "e1"] and later.support_count == 2
+        evidence_rows = session.execute(select(PolicyHistory.policy_id).where(PolicyHistory.action == "evidence"))
+        assert sorted(evidence_rows.scalars()) == ["known"] * 4 + ["later"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
@@ -61,18 +63,27 @@ FEEDBACK = FeedbackRecord.__table__
 PROCESSED = ProcessedEvent.__table__
 
 
+class EvidenceRow(NamedTuple):
+    feedback_id: str
+    added_at: datetime
+    event_id: str | None
+
+
 @dataclass
 class BatchState:
     """What ``Materializer.prepare_batch`` locked and learnt, kept in the session for the batch's events.
 
-    The ``no_*`` sets hold locked policies that had no such rows when the batch began; every write of the batch
-    that adds one takes the policy out of its set, so a look-up is skipped only while it would return nothing.
+    ``evidence`` holds the evidence rows of the policies the batch concerns, in the table's order (when, then
+    feedback id), read once when the batch began and kept up to date by the batch's own writes; a policy missing
+    from it is looked up. The ``no_*`` sets hold policies the batch may create that had no such rows when it
+    began; every write of the batch that adds one takes the policy out of its set, so a look-up is skipped only
+    while it would return nothing.
     """
 
     feedback: dict[str, FeedbackRecord] = field(default_factory=dict)
     policies: dict[str, PolicyRecord] = field(default_factory=dict)
     locked: set[str] = field(default_factory=set)
-    no_evidence: set[str] = field(default_factory=set)
+    evidence: dict[str, list[EvidenceRow]] = field(default_factory=dict)
     no_predecessors: set[str] = field(default_factory=set)
     no_early_reviews: set[str] = field(default_factory=set)
 
@@ -232,24 +243,28 @@ class Materializer:
 
     @staticmethod
     def _lock_policies(session: Session, state: BatchState, *, concerned: set[str], created: set[str]) -> None:
-        """Lock (and load) the policies the batch concerns; of those it may create, note which have no evidence,
-        no predecessor and no review waiting for them, so that creating them reads nothing more."""
+        """Lock (and load) the policies the batch concerns and read their evidence; of those it may create, note
+        which have no predecessor and no review waiting for them, so that creating them reads nothing more."""
         if not concerned:
             return
         for record in session.execute(select(PolicyRecord).where(any_of(PolicyRecord.policy_id, concerned))
                                       .order_by(PolicyRecord.policy_id).with_for_update()).scalars():
             state.policies[record.policy_id] = record
         state.locked.update(concerned)
+        # Each duplicate would read its policy's evidence, and each new policy the evidence that came before it.
+        state.evidence = {policy_id: [] for policy_id in concerned}
+        for row in _without_autoflush(session).execute(
+                select(EVIDENCE.policy_id, EVIDENCE.feedback_id, EVIDENCE.added_at, EVIDENCE.event_id)
+                .where(any_of(EVIDENCE.policy_id, concerned))
+                .order_by(EVIDENCE.policy_id, EVIDENCE.added_at, EVIDENCE.feedback_id)):
+            state.evidence[row.policy_id].append(EvidenceRow(row.feedback_id, row.added_at, row.event_id))
         ids = sorted(created - state.policies.keys())
         if not ids:
             return
-        with_evidence = set(session.execute(select(EVIDENCE.policy_id).distinct()
-                                            .where(any_of(EVIDENCE.policy_id, ids))).scalars())
         with_predecessors = set(session.execute(select(PolicyRecord.superseded_by).distinct()
                                                 .where(any_of(PolicyRecord.superseded_by, ids))).scalars())
         with_early_reviews = set(session.execute(select(PolicyHistory.policy_id).distinct().where(
             any_of(PolicyHistory.policy_id, ids), PolicyHistory.version.is_(None))).scalars())
-        state.no_evidence.update(set(ids) - with_evidence)
         state.no_predecessors.update(set(ids) - with_predecessors)
         state.no_early_reviews.update(set(ids) - with_early_reviews)
 
@@ -355,8 +370,13 @@ class Materializer:
         """Evidence recorded before the policy arrived for feedback that is one of its own sources (a re-analysis
         finding a lesson it taught, say): applied after the policy, it counts already and is no evidence
         (``_evidence``), so it is none in either order."""
-        if policy.policy_id in _state(session).no_evidence or not policy.source_feedback_ids:
+        if not policy.source_feedback_ids:
             return
+        known = _state(session).evidence.get(policy.policy_id)
+        if known is not None:
+            if not any(row.feedback_id in policy.source_feedback_ids for row in known):
+                return
+            known[:] = [row for row in known if row.feedback_id not in policy.source_feedback_ids]
         _without_autoflush(session).execute(delete(PolicyEvidence.__table__).where(
             EVIDENCE.policy_id == policy.policy_id, EVIDENCE.feedback_id.in_(policy.source_feedback_ids)))
 
@@ -494,11 +514,11 @@ class Materializer:
 
     def _record_early_evidence(self, session: Session, record: PolicyRecord, own_sources: list[str]) -> None:
         """History rows for evidence that arrived before its policy, as if it had come after."""
-        if record.policy_id in _state(session).no_evidence:
-            return
-        for row in _without_autoflush(session).execute(
-                select(EVIDENCE.feedback_id, EVIDENCE.added_at, EVIDENCE.event_id)
-                .where(EVIDENCE.policy_id == record.policy_id).order_by(EVIDENCE.added_at, EVIDENCE.feedback_id)):
+        known = _state(session).evidence.get(record.policy_id)
+        rows = list(known) if known is not None else _without_autoflush(session).execute(
+            select(EVIDENCE.feedback_id, EVIDENCE.added_at, EVIDENCE.event_id)
+            .where(EVIDENCE.policy_id == record.policy_id).order_by(EVIDENCE.added_at, EVIDENCE.feedback_id))
+        for row in rows:
             if row.feedback_id not in own_sources:
                 self._history(session, record, "evidence", GENERATOR_ACTOR,
                               f"feedback {row.feedback_id} repeats this lesson", row.added_at, row.event_id,
@@ -535,7 +555,7 @@ class Materializer:
             insert(PolicyEvidence.__table__)
             .values(policy_id=policy_id, feedback_id=feedback_id, added_at=at, event_id=event_id)
             .on_conflict_do_nothing().returning(EVIDENCE.feedback_id)).first()
-        _state(session).no_evidence.discard(policy_id)
+        _note_evidence(_state(session), policy_id, EvidenceRow(feedback_id, at, event_id), added=added is not None)
         if added is None or record is None:
             return
         evidence = self._evidence_ids(session, policy_id)
@@ -598,8 +618,9 @@ class Materializer:
     @staticmethod
     def _evidence_ids(session: Session, policy_id: str) -> list[str]:
         """Feedback that repeated the policy's lesson, in a fixed order (when, then id) whatever the arrival order."""
-        if policy_id in _state(session).no_evidence:
-            return []
+        known = _state(session).evidence.get(policy_id)
+        if known is not None:
+            return [row.feedback_id for row in known]
         return list(_without_autoflush(session).execute(
             select(EVIDENCE.feedback_id).where(EVIDENCE.policy_id == policy_id)
             .order_by(EVIDENCE.added_at, EVIDENCE.feedback_id)).scalars())
@@ -621,6 +642,23 @@ class Materializer:
         add_history_row(session, dict(policy_id=record.policy_id, version=version or record.version, action=action,
                                       actor=actor, reason=reason, at=at or datetime.now(UTC), event_id=event_id,
                                       snapshot=policy_document(record)))
+
+
+def _note_evidence(state: BatchState, policy_id: str, row: EvidenceRow, *, added: bool) -> None:
+    """Keep the batch's copy of the policy's evidence as the table has it, or give it up where that is unsure."""
+    known = state.evidence.get(policy_id)
+    if known is None:
+        return
+    if not added:
+        if row.feedback_id not in {kept.feedback_id for kept in known}:
+            del state.evidence[policy_id]  # a row written by someone else meanwhile: look the policy up again
+        return
+    if any(kept.added_at == row.added_at for kept in known):
+        # Rows at the same moment are in the order of the database's collation of their ids, which Python's
+        # order of strings need not match: the database orders this policy's evidence from now on.
+        del state.evidence[policy_id]
+        return
+    bisect.insort(known, row, key=lambda kept: kept.added_at)
 
 
 def _shows_later_decision(feedback: FeedbackRecord, at: datetime, run_id: str) -> bool:

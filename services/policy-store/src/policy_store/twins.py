@@ -88,7 +88,8 @@ WHERE probe.policy_id = ANY(:probe_ids)
 def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: float, window: timedelta,
                prepared: PreparedTexts | None = None) -> dict[str, PolicyRecord]:
     """For each of ``records`` that has one, the oldest served policy created within ``window`` of it that
-    teaches the same lesson: two statements for all of them, and a third for the rows of those that read alike.
+    teaches the same lesson: one statement for all of them, a second for the texts of the neighbours not prepared
+    yet, and a third for the rows of those that read alike.
 
     Compared are at most ``NEAREST`` policies for each, the nearest in creation time among those of the same
     category or sharing a schema object: twins are written within seconds of each other about the same objects,

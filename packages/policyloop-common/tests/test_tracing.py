@@ -109,7 +109,7 @@ def test_traced_spans_go_to_the_provider_configured_last(collector: tuple[str, l
     configure_tracing("policy-store", {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint})
     try:
         with traced("store.apply", None) as handed_on:
-            pass
+            trace_id = trace_id_of(handed_on)
         shutdown_tracing()
     finally:
         configure_tracing("policyloop", {})
@@ -120,4 +120,4 @@ def test_traced_spans_go_to_the_provider_configured_last(collector: tuple[str, l
             service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
             spans += [(service, s.name, s.trace_id.hex()) for scope in resource_spans.scope_spans
                       for s in scope.spans]
-    assert spans == [("policy-store", "store.apply", trace_id_of(handed_on))]
+    assert spans == [("policy-store", "store.apply", trace_id)]

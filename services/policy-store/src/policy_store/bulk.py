@@ -25,7 +25,7 @@ POSITION = "position"
 
 def unnested(table: Table, names: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> TableValuedAlias:
     """``rows`` (a value for each of ``names``) as a table with the columns ``names`` typed like ``table``'s, and
-    ``POSITION``: ``insert(table).from_select(names, select(*(alias.c[name] for name in names)))``, or joined."""
+    ``POSITION``, to join in a query (``insert_in_order`` inserts them)."""
     document = [{POSITION: position, **{name: _json_ready(row[name]) for name in names}}
                 for position, row in enumerate(rows)]
     columns = [column(name, table.c[name].type) for name in names]

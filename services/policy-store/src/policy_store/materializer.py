@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import Connection, delete, func, literal, or_, select
+from sqlalchemy import Connection, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -233,9 +233,8 @@ class Materializer:
         ids = sorted(set(feedback_ids))
         if not ids:
             return
-        missing = unnested(FEEDBACK, ("feedback_id",), [dict(feedback_id=feedback_id) for feedback_id in ids])
-        session.execute(insert(FEEDBACK).from_select(["feedback_id", "status"],
-                                                     select(missing.c.feedback_id, literal("pending")))
+        session.execute(insert_in_order(FEEDBACK, ("feedback_id", "status"),
+                                        [dict(feedback_id=feedback_id, status="pending") for feedback_id in ids])
                         .on_conflict_do_nothing(index_elements=["feedback_id"]))
         state.feedback = {record.feedback_id: record for record in session.execute(
             select(FeedbackRecord).where(any_of(FeedbackRecord.feedback_id, ids))
@@ -515,7 +514,7 @@ class Materializer:
     def _record_early_evidence(self, session: Session, record: PolicyRecord, own_sources: list[str]) -> None:
         """History rows for evidence that arrived before its policy, as if it had come after."""
         known = _state(session).evidence.get(record.policy_id)
-        rows = list(known) if known is not None else _without_autoflush(session).execute(
+        rows = known if known is not None else _without_autoflush(session).execute(
             select(EVIDENCE.feedback_id, EVIDENCE.added_at, EVIDENCE.event_id)
             .where(EVIDENCE.policy_id == record.policy_id).order_by(EVIDENCE.added_at, EVIDENCE.feedback_id))
         for row in rows:

@@ -287,3 +287,43 @@ def test_a_batch_reads_the_evidence_of_its_policies_once(sessions, statements_se
         assert later.source_feedback_ids == ["f1", "e1"] and later.support_count == 2
         evidence_rows = session.execute(select(PolicyHistory.policy_id).where(PolicyHistory.action == "evidence"))
         assert sorted(evidence_rows.scalars()) == ["known"] * 4 + ["later"]
+
+
+def test_a_batch_writes_its_decisions_in_one_update(sessions, statements_sent) -> None:
+    """Every feedback the batch decides on gets its decision from one statement, each row its own decision."""
+    apply(sessions, as_incoming(generated("f0", "known")))
+    failed = PolicyGenerationFailed(feedback_id="f3", error_class="ProviderTimeout", error_message="slow",
+                                    attempts=3)
+    events = [as_incoming(submitted("f1")), as_incoming(generated("f1", "p1")), as_incoming(duplicate("f2", "known")),
+              as_incoming(failed)]
+    with sessions() as session, statements_sent(session) as statements, session.begin():
+        batch = Materializer().prepare_batch(session, events)
+        assert [batch.apply(incoming) for incoming in events] == [True] * len(events)
+
+    assert len([s for s in statements if s.startswith("UPDATE feedback ")]) == 1
+    with sessions() as session:
+        rows = {row.feedback_id: row for row in session.scalars(select(FeedbackRecord))}
+        assert (rows["f1"].status, rows["f1"].policy_id, rows["f1"].user_id) == ("generated", "p1", "u1")
+        assert rows["f1"].decision["kind"] == "new" and rows["f1"].decided_at is not None
+        assert (rows["f2"].status, rows["f2"].reason, rows["f2"].duplicate_of) == ("skipped", "duplicate_policy",
+                                                                                    "known")
+        assert (rows["f3"].status, rows["f3"].reason, rows["f3"].policy_id) == ("failed", "ProviderTimeout", None)
+        assert rows["f3"].decision == {"error_class": "ProviderTimeout", "error_message": "slow", "attempts": 3}
+
+
+def test_a_read_of_the_feedback_in_the_same_transaction_sees_its_decision(sessions) -> None:
+    with sessions() as session, session.begin():
+        Materializer().apply(session, as_incoming(generated("f1", "p1")))
+        status = session.execute(select(FeedbackRecord.status).where(FeedbackRecord.feedback_id == "f1"))
+        assert status.scalar_one() == "generated"
+
+
+def test_decisions_kept_by_a_transaction_rolled_back_are_never_sent(sessions) -> None:
+    with sessions() as session:
+        with session.begin():
+            Materializer().apply(session, as_incoming(generated("f1", "p1")))
+            session.rollback()
+        with session.begin():
+            Materializer().apply(session, as_incoming(submitted("f1")))
+    with sessions() as session:
+        assert session.get(FeedbackRecord, "f1").status == "pending"

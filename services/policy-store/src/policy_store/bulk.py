@@ -7,17 +7,19 @@ of the store's CPU (docs/benchmarks.md, finding 11). Here the statement has one 
 holds: the rows as one JSON document that the database reads back into typed columns (``jsonb_to_recordset``),
 or the ids as one array. JSON rather than an array per column: psycopg writes arrays in Python, escaping every
 element — for JSON values such as a history row's snapshot, dearer than the statement it replaced — while the
-whole document is encoded in one call.
+whole document is encoded in one call (``json_bytes``, which writes timestamps as ISO 8601 with their offset, read
+back exactly).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Table, TableValuedAlias, any_, column, func, literal, select
+from sqlalchemy import ColumnElement, Integer, Table, TableValuedAlias, Text, any_, cast, column, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
+
+from policy_store.json_encoding import json_bytes
 
 # The column giving each row's place in the batch.
 POSITION = "position"
@@ -26,11 +28,12 @@ POSITION = "position"
 def unnested(table: Table, names: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> TableValuedAlias:
     """``rows`` (a value for each of ``names``) as a table with the columns ``names`` typed like ``table``'s, and
     ``POSITION``, to join in a query (``insert_in_order`` inserts them)."""
-    document = [{POSITION: position, **{name: _json_ready(row[name]) for name in names}}
-                for position, row in enumerate(rows)]
+    # Encoded here rather than by the engine's JSON type: the document is the same whichever engine sends it.
+    document = json_bytes([{POSITION: position, **{name: row[name] for name in names}}
+                           for position, row in enumerate(rows)]).decode()
     columns = [column(name, table.c[name].type) for name in names]
-    return (func.jsonb_to_recordset(literal(document, JSONB)).table_valued(*columns, column(POSITION, Integer))
-            .render_derived(with_types=True))
+    return (func.jsonb_to_recordset(cast(literal(document, Text), JSONB))
+            .table_valued(*columns, column(POSITION, Integer)).render_derived(with_types=True))
 
 
 def insert_in_order(table: Table, names: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Insert:
@@ -43,8 +46,3 @@ def insert_in_order(table: Table, names: Sequence[str], rows: Iterable[Mapping[s
 def any_of(column: ColumnElement[Any], values: Collection[Any]) -> ColumnElement[bool]:
     """``column = ANY(array)``: the test of ``column IN values`` with the values as one parameter."""
     return column == any_(literal(list(values), ARRAY(column.type)))
-
-
-def _json_ready(value: Any) -> Any:
-    # A timestamp as ISO 8601 with its offset, which PostgreSQL reads back exactly; the rest is JSON already.
-    return value.isoformat() if isinstance(value, datetime) else value

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from policy_store.bulk import any_of, insert_in_order, unnested
 from policy_store.commit_metrics import count_on_commit
+from policy_store.decided_feedback import DecidedFeedback, keep_decision, lock_decided_feedback
 from policy_store.history_rows import add_history_row
 from policy_store.metrics import ATTRIBUTED_FEEDBACK, POLICY_USES
 from policy_store.models import (
@@ -61,6 +62,8 @@ BATCH_STATE = "policyloop.materializer.batch"
 EVIDENCE = PolicyEvidence.__table__.c
 FEEDBACK = FeedbackRecord.__table__
 PROCESSED = ProcessedEvent.__table__
+# One evidence row, given as parameters: the statement is built once, not again for each repeated feedback.
+ADD_EVIDENCE = insert(PolicyEvidence.__table__).on_conflict_do_nothing().returning(EVIDENCE.feedback_id)
 
 
 class EvidenceRow(NamedTuple):
@@ -80,7 +83,7 @@ class BatchState:
     while it would return nothing.
     """
 
-    feedback: dict[str, FeedbackRecord] = field(default_factory=dict)
+    feedback: dict[str, DecidedFeedback] = field(default_factory=dict)
     policies: dict[str, PolicyRecord] = field(default_factory=dict)
     locked: set[str] = field(default_factory=set)
     evidence: dict[str, list[EvidenceRow]] = field(default_factory=dict)
@@ -178,8 +181,8 @@ class Materializer:
         session.info[BATCH_STATE] = batch.state
         self._feedback_submitted_all(session, [event.payload for event in fresh
                                                if isinstance(event.payload, FeedbackSubmitted)])
-        self._lock_decided_feedback(session, batch.state, [event.payload.feedback_id for event in fresh
-                                                            if isinstance(event.payload, DECISIONS)])
+        batch.state.feedback.update(lock_decided_feedback(session, [event.payload.feedback_id for event in fresh
+                                                                    if isinstance(event.payload, DECISIONS)]))
         self._lock_policies(session, batch.state,
                             concerned={policy for event in fresh for policy in _policies_concerned(event.payload)},
                             created={event.payload.policy.policy_id for event in fresh
@@ -228,19 +231,6 @@ class Materializer:
                             (event.rating.value,))
 
     @staticmethod
-    def _lock_decided_feedback(session: Session, state: BatchState, feedback_ids: list[str]) -> None:
-        """Create the missing rows of the decided feedback and lock them all, loaded for ``_feedback_row``."""
-        ids = sorted(set(feedback_ids))
-        if not ids:
-            return
-        session.execute(insert_in_order(FEEDBACK, ("feedback_id", "status"),
-                                        [dict(feedback_id=feedback_id, status="pending") for feedback_id in ids])
-                        .on_conflict_do_nothing(index_elements=["feedback_id"]))
-        state.feedback = {record.feedback_id: record for record in session.execute(
-            select(FeedbackRecord).where(any_of(FeedbackRecord.feedback_id, ids))
-            .order_by(FeedbackRecord.feedback_id).with_for_update()).scalars()}
-
-    @staticmethod
     def _lock_policies(session: Session, state: BatchState, *, concerned: set[str], created: set[str]) -> None:
         """Lock (and load) the policies the batch concerns and read their evidence; of those it may create, note
         which have no predecessor and no review waiting for them, so that creating them reads nothing more."""
@@ -286,14 +276,13 @@ class Materializer:
         for rating, count in ratings:
             count_on_commit(session, ATTRIBUTED_FEEDBACK, count * len(added), (rating,))
 
-    def _feedback_row(self, session: Session, feedback_id: str) -> FeedbackRecord:
-        record = _state(session).feedback.get(feedback_id)
-        if record is not None:
-            return record
-        session.execute(insert(FeedbackRecord).values(feedback_id=feedback_id, status="pending")
-                        .on_conflict_do_nothing(index_elements=["feedback_id"]))
-        return session.execute(select(FeedbackRecord).where(FeedbackRecord.feedback_id == feedback_id)
-                               .with_for_update()).scalar_one()
+    @staticmethod
+    def _feedback_row(session: Session, feedback_id: str) -> DecidedFeedback:
+        """The decided feedback's row, locked with the batch's others (or now, for one that was not)."""
+        state = _state(session)
+        if feedback_id not in state.feedback:
+            state.feedback.update(lock_decided_feedback(session, [feedback_id]))
+        return state.feedback[feedback_id]
 
     def _decision(self, session: Session, event: DecisionEvent, incoming: IncomingEvent) -> None:
         feedback = self._feedback_row(session, event.feedback_id)
@@ -301,7 +290,7 @@ class Materializer:
         if run_id is None:
             # "failed" is not final: a feedback replayed from the dead-letter topic gets its real decision later.
             if feedback.status in ("pending", "failed"):
-                self._show_decision(feedback, event, incoming.time)
+                self._show_decision(session, feedback, event, incoming.time)
             elif feedback.reanalysis_run_id is None:
                 log.warning("second decision for a decided feedback ignored",
                             extra={"feedback_id": event.feedback_id, "event_id": incoming.event_id})
@@ -318,11 +307,11 @@ class Materializer:
                 log.info("re-analysis decision older than the one shown; recorded for its run only",
                          extra={"feedback_id": event.feedback_id, "event_id": incoming.event_id, "run_id": run_id})
             else:
-                self._show_decision(feedback, event, incoming.time)
+                self._show_decision(session, feedback, event, incoming.time)
         self._decision_effects(session, event, incoming)
 
     @staticmethod
-    def _show_decision(feedback: FeedbackRecord, event: DecisionEvent, at: datetime) -> None:
+    def _show_decision(session: Session, feedback: DecidedFeedback, event: DecisionEvent, at: datetime) -> None:
         """The feedback row shows ``event``: every decision field is set, none is kept from an earlier one."""
         feedback.decided_at, feedback.reanalysis_run_id = at, event.reanalysis_run_id
         feedback.reason = feedback.policy_id = feedback.duplicate_of = None
@@ -338,6 +327,7 @@ class Materializer:
             feedback.status, feedback.reason = "failed", event.error_class
             feedback.decision = {"error_class": event.error_class, "error_message": event.error_message,
                                  "attempts": event.attempts}
+        keep_decision(session, feedback)
 
     def _decision_effects(self, session: Session, event: DecisionEvent, incoming: IncomingEvent) -> None:
         """What a decision does to policies: a new policy or version, evidence, supersedes; each idempotent."""
@@ -550,10 +540,8 @@ class Materializer:
         record = self._policy(session, policy_id, for_update=True)
         if record is not None and feedback_id in record.source_feedback_ids:
             return  # counted already, as one of its own sources or as evidence: support stays as it is
-        added = _without_autoflush(session).execute(
-            insert(PolicyEvidence.__table__)
-            .values(policy_id=policy_id, feedback_id=feedback_id, added_at=at, event_id=event_id)
-            .on_conflict_do_nothing().returning(EVIDENCE.feedback_id)).first()
+        added = _without_autoflush(session).execute(ADD_EVIDENCE, dict(
+            policy_id=policy_id, feedback_id=feedback_id, added_at=at, event_id=event_id)).first()
         _note_evidence(_state(session), policy_id, EvidenceRow(feedback_id, at, event_id), added=added is not None)
         if added is None or record is None:
             return
@@ -660,7 +648,7 @@ def _note_evidence(state: BatchState, policy_id: str, row: EvidenceRow, *, added
     bisect.insort(known, row, key=lambda kept: kept.added_at)
 
 
-def _shows_later_decision(feedback: FeedbackRecord, at: datetime, run_id: str) -> bool:
+def _shows_later_decision(feedback: DecidedFeedback, at: datetime, run_id: str) -> bool:
     """True when the row shows a decision made after ``at`` (ties go to the greater run id, so that the result
     does not depend on the order in which two runs' decisions are applied)."""
     if feedback.decided_at is None:

@@ -85,11 +85,11 @@ WHERE probe.policy_id = ANY(:probe_ids)
                          WHERE h.policy_id = other.policy_id AND h.action = 'imported')"""))
 
 
-def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: float, window: timedelta,
+def find_twins(session: Session, records: Sequence[PolicyRecord | Row], *, threshold: float, window: timedelta,
                prepared: PreparedTexts | None = None) -> dict[str, PolicyRecord]:
-    """For each of ``records`` that has one, the oldest served policy created within ``window`` of it that
-    teaches the same lesson: one statement for all of them, a second for the texts of the neighbours not prepared
-    yet, and a third for the rows of those that read alike.
+    """For each of ``records`` (policies, or rows of ``PROBE_COLUMNS``) that has one, the oldest served policy
+    created within ``window`` of it that teaches the same lesson: one statement for all of them, a second for the
+    texts of the neighbours not prepared yet, and a third for the rows of the pairs that read alike.
 
     Compared are at most ``NEAREST`` policies for each, the nearest in creation time among those of the same
     category or sharing a schema object: twins are written within seconds of each other about the same objects,
@@ -108,7 +108,6 @@ def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: 
     pairs = session.execute(_NEAREST_OF_EACH, dict(probe_ids=[record.policy_id for record in records],
                                                     window=window, half=NEAREST // 2, served=list(SERVED))).all()
     prepared = prepared if prepared is not None else PreparedTexts()
-    probes = {record.policy_id: record for record in records}
     documents = {record.policy_id: prepared.add(record.policy_id, record.version, _document_of(record))
                  for record in records}
     for _, near, version in pairs:
@@ -130,11 +129,15 @@ def find_twins(session: Session, records: Sequence[PolicyRecord], *, threshold: 
             alike.setdefault(probe, []).append((near, similarity))
     if not alike:
         return {}
+    # Whole rows only now, for the few pairs left: the rules of ``may_be_one_lesson`` read every field.
     loaded = {record.policy_id: record for record in session.execute(select(PolicyRecord).where(
-        any_of(PolicyRecord.policy_id, {near for nears in alike.values() for near, _ in nears}))).scalars()}
+        any_of(PolicyRecord.policy_id, {*alike, *(near for nears in alike.values() for near, _ in nears)}))).scalars()}
     twins = {}
     for probe, nears in alike.items():
-        twin = _oldest_twin(probes[probe], [(loaded[near], similarity) for near, similarity in nears])
+        if probe not in loaded:
+            continue  # deleted meanwhile, like a neighbour above
+        twin = _oldest_twin(loaded[probe], [(loaded[near], similarity) for near, similarity in nears
+                                            if near in loaded])
         if twin is not None:
             twins[probe] = twin
     return twins
@@ -156,6 +159,8 @@ def _oldest_twin(record: PolicyRecord, alike: list[tuple[PolicyRecord, float]]) 
 # A policy's id and version, and what its searched text is made of (``policy_search_text``).
 _TEXT_COLUMNS = (PolicyRecord.policy_id, PolicyRecord.version, PolicyRecord.rule, PolicyRecord.correct_mapping,
                  PolicyRecord.examples)
+# What a new policy is checked with: its text, and whether and since when it is served.
+PROBE_COLUMNS = (*_TEXT_COLUMNS, PolicyRecord.status, PolicyRecord.created_at)
 
 
 class PreparedTexts:
@@ -210,7 +215,7 @@ class TwinResolver(ConsumerDecisions):
         with self._sessions() as session:
             while created:
                 records = [record for record in session.execute(
-                    select(PolicyRecord).where(any_of(PolicyRecord.policy_id, created))).scalars()
+                    select(*PROBE_COLUMNS).where(any_of(PolicyRecord.policy_id, created)))
                     if record.status in SERVED]
                 order = {policy_id: position for position, policy_id in enumerate(created)}
                 records.sort(key=lambda record: order[record.policy_id])

@@ -10,11 +10,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from policy_store.json_encoding import json_bytes
+
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
-    """An engine that checks connections before use, so a restarted PostgreSQL is picked up again."""
+    """An engine that checks connections before use, so a restarted PostgreSQL is picked up again; JSON values
+    are written by ``json_bytes``."""
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                         connect_args={"connect_timeout": 5})
+                         connect_args={"connect_timeout": 5}, json_serializer=json_bytes)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from policy_generator.policy_index import PolicyIndex
 from policy_generator.providers.factory import build_embeddings, build_provider
 from policy_generator.schema_catalogue import SchemaCatalogue
 from policy_generator.worker import GeneratorWorker
+from policyloop_common.garbage_collection import freeze_what_was_loaded
 from policyloop_common.service_app import service_app
 from policyloop_common.serving import serve
 
@@ -58,6 +58,9 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
                                  commit_interval=settings.generator_commit_interval_seconds,
                                  max_in_flight=settings.generator_max_in_flight,
                                  shutdown_seconds=settings.generator_shutdown_seconds)
+        # The loaded index and modules: GC took 8.7 % of a generator's CPU in benchmark runs, 6.6 % with this
+        # (docs/benchmarks.md, finding 9). Raising the collector's thresholds as well brought it to 5.0 % but made
+        # single collections long (three took 0.19 s together, every decision in flight waiting): not done here.
         freeze_what_was_loaded()
         worker.start()
         app.state.feed, app.state.worker = feed, worker
@@ -82,17 +85,6 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
             "policy_index": lambda: app.state.feed.caught_up and app.state.feed.alive,
             "worker": lambda: app.state.worker.alive,
         })
-
-
-def freeze_what_was_loaded() -> None:
-    """Take what was loaded before the worker starts (the policy index, the modules) out of the garbage collector's
-    work: it lives as long as the process, and every full collection walked it again. In benchmark runs GC took
-    8.7 % of a generator's CPU, 6.6 % with this (docs/benchmarks.md, finding 9). Raising the collector's thresholds
-    as well brought it to 5.0 % but made single collections long (three took 0.19 s together, the GIL held and
-    every decision in flight waiting), so they stay as they are.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def run() -> None:

@@ -14,6 +14,7 @@ from policyloop_common.text_matching import (
     _VIETNAMESE_PHRASES,
     Document,
     _phrase_pattern,
+    _trigrams,
     fold,
     normalize,
     object_weights,
@@ -232,3 +233,13 @@ def test_a_similarity_below_a_threshold_is_told_as_none_and_one_above_as_it_is()
                 assert similarity_at_least(a, b, threshold) == expected
                 checked += expected is not None
     assert checked > len(documents) * 2  # pairs above their thresholds as well as below
+
+
+def test_trigrams_are_taken_only_when_a_comparison_needs_them() -> None:
+    rule = Document.of_parts("Ministries are agencies with agency_type = 'ministry'.")
+    other = Document.of_parts("Count only systems with systems.is_active = true when asked how many are running.")
+    assert similarity_at_least(rule, other, 0.6) is None  # settled by the terms and objects alone
+    assert "trigrams" not in vars(rule) and "trigrams" not in vars(other)
+    similarity_docs(rule, other)
+    assert rule.trigrams == _trigrams("Ministries are agencies with agency_type = 'ministry'.")
+    assert "trigrams" in vars(rule)

@@ -42,8 +42,8 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
 # Vietnamese phrases with their diacritics, mapped before folding, where folding would make them ambiguous
 # ("tỉnh" province / "tính" compute, "năm" year / "nằm" lies in, "bộ" ministry / "bộ dữ liệu" dataset).
@@ -486,7 +486,13 @@ class Document:
     norm: float
     objects: Mapping[str, float]
     object_mass: float
-    trigrams: frozenset[str]
+    main: str = field(repr=False)  # the text the trigrams are taken from
+
+    @cached_property
+    def trigrams(self) -> frozenset[str]:
+        """The main text's character trigrams, taken when first asked for: most comparisons are settled without
+        them (``similarity_at_least``), and a text never compared by trigrams neither builds nor keeps them."""
+        return _trigrams(self.main)
 
     @classmethod
     def of(cls, text: str) -> Document:
@@ -518,8 +524,7 @@ class Document:
             for term, value in part.items():
                 vector[term] = vector.get(term, 0.0) + scale * value
         chosen = dict(objects) if objects is not None else found
-        return cls(vector=vector, norm=_norm(vector), objects=chosen, object_mass=sum(chosen.values()),
-                   trigrams=_trigrams(main))
+        return cls(vector=vector, norm=_norm(vector), objects=chosen, object_mass=sum(chosen.values()), main=main)
 
 
 def _term_vector(text: str) -> dict[str, float]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from policyloop_common.garbage_collection import collect_young_objects_after, freeze_what_was_loaded
+from policyloop_common.garbage_collection import freeze_what_was_loaded
 
 
 @pytest.fixture
@@ -32,9 +32,3 @@ def test_what_was_loaded_is_frozen_and_what_comes_later_is_collected(collector_r
     del later_a, later_b
     assert gc.collect() >= 2
 
-
-def test_young_objects_are_collected_after_the_number_given_the_older_generations_as_before(
-        collector_restored) -> None:
-    _, middle, oldest = gc.get_threshold()
-    collect_young_objects_after(10_000)
-    assert gc.get_threshold() == (10_000, middle, oldest)

@@ -18,10 +18,3 @@ def freeze_what_was_loaded() -> None:
     gc.collect()
     gc.freeze()
 
-
-def collect_young_objects_after(objects: int) -> None:
-    """Collect the youngest generation after ``objects`` new containers instead of CPython's 700 (the older
-    generations keep their thresholds): fewer collections, and fewer short-lived objects — alive only because a
-    collection came while they were in use — moved up to be walked by every full collection."""
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(objects, middle, oldest)

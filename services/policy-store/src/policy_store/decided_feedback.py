@@ -29,7 +29,7 @@ DECISION_COLUMNS = ("status", "decided_at", "reanalysis_run_id", "reason", "poli
 
 @dataclass(slots=True, eq=False)
 class DecidedFeedback:
-    """A feedback row's decision: what the row shows now (``show`` changes it)."""
+    """A feedback row's decision: what the row shows now (``Materializer._show_decision`` changes it)."""
 
     feedback_id: str
     status: str

@@ -22,17 +22,12 @@ from policy_store.state_metrics import StoreStateCollector
 from policy_store.twins import TwinResolver
 from policyloop_common.cloudevents import IncomingEvent
 from policyloop_common.errors import error_response
-from policyloop_common.garbage_collection import collect_young_objects_after, freeze_what_was_loaded
+from policyloop_common.garbage_collection import freeze_what_was_loaded
 from policyloop_common.kafka.producer import DurableProducer, durable_producer_config
 from policyloop_common.service_app import service_app
 from policyloop_common.serving import serve
 
 log = logging.getLogger(__name__)
-# A batch holds tens of thousands of objects while it is applied (its events, rows and snapshots): collected every
-# 700 new ones, as by default, they were moved up to the oldest generation and walked by a full collection (72 to
-# 185 ms) every few seconds. With this and the start-up freeze, GC took 0.51 s of the store's 15.8 s of CPU in a
-# benchmark run, against 2.08 of 16.3 s (docs/benchmarks.md, finding 12).
-YOUNG_OBJECTS_PER_COLLECTION = 10_000
 
 
 def create_app(settings: StoreSettings | None = None) -> FastAPI:
@@ -54,8 +49,10 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         app.state.publisher, app.state.consumer = producer, consumer
         state_gauges = StoreStateCollector(app.state.session_factory, settings)
         REGISTRY.register(state_gauges)
+        # Modules, schemas and caches loaded at start: every full collection walked them again (finding 12 of
+        # docs/benchmarks.md). Young collections keep CPython's threshold: raised to 10,000 they cost less CPU in
+        # all, but each took ~10 ms and the middle generation's up to 45 ms, pauses a request for policies met.
         freeze_what_was_loaded()
-        collect_young_objects_after(YOUNG_OBJECTS_PER_COLLECTION)
         consumer.start()
         try:
             yield

@@ -31,4 +31,3 @@ def test_what_was_loaded_is_frozen_and_what_comes_later_is_collected(collector_r
     later_a.other, later_b.other = later_b, later_a
     del later_a, later_b
     assert gc.collect() >= 2
-

@@ -17,4 +17,3 @@ def freeze_what_was_loaded() -> None:
     refers to them; only a cycle among them would stay."""
     gc.collect()
     gc.freeze()
-

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from policyloop_common import tracing
 from policyloop_common.logging import trace_id_var
 from policyloop_common.tracing import (
     build_tracer_provider,
@@ -121,3 +122,37 @@ def test_traced_spans_go_to_the_provider_configured_last(collector: tuple[str, l
             spans += [(service, s.name, s.trace_id.hex()) for scope in resource_spans.scope_spans
                       for s in scope.spans]
     assert spans == [("policy-store", "store.apply", trace_id)]
+
+
+@pytest.mark.parametrize("flags", ["01", "00", "03", "02", "ff", None])
+def test_without_export_a_span_hands_on_what_a_recorded_one_would(collector: tuple[str, list],
+                                                                   flags: str | None) -> None:
+    endpoint, _ = collector
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    parent = f"00-{trace_id}-{span_id}-{flags}" if flags else None
+    handed_on = {}
+    try:
+        for exporting, env in [(True, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint}), (False, {})]:
+            configure_tracing("policy-store", env)
+            with traced("store.apply", parent, feedback_id="f-1") as handed_on[exporting]:
+                assert trace_id_var.get() == trace_id_of(handed_on[exporting])
+    finally:
+        configure_tracing("policyloop", {})
+
+    recorded, ids_only = (handed_on[True].split("-"), handed_on[False].split("-"))
+    assert is_valid_traceparent(handed_on[False])
+    assert ids_only[0] == recorded[0] == "00"
+    assert ids_only[3] == recorded[3]  # sampled and random-id flags, as the provider decides them
+    if parent:
+        assert ids_only[1] == recorded[1] == trace_id
+        assert span_id not in (ids_only[2], recorded[2])
+    else:
+        assert ids_only[1] != recorded[1]
+
+
+def test_span_and_trace_ids_are_never_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = iter([0, 7, 0, 9])
+    monkeypatch.setattr(tracing.random, "getrandbits", lambda bits: next(drawn))
+    with traced("step", None) as handed_on:
+        pass
+    assert handed_on == f"00-{7:032x}-{9:016x}-03"

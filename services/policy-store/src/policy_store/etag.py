@@ -7,16 +7,19 @@ import json
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 
 
 def json_with_etag(request: Request, content: Any) -> Response:
     """The JSON answer with a strong ETag, or 304 when If-None-Match already names it."""
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    # What a JSONResponse would send, byte for byte (a NaN or an object JSON cannot hold is still an error).
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     tag = _entity_tag(body)
     if _matches(request, tag):
         return Response(status_code=304, headers={"ETag": tag})
-    return JSONResponse(content=content, headers={"ETag": tag, "Cache-Control": "private, no-cache"})
+    # The body the tag was taken from is the one sent: encoded once, not a second time by a JSONResponse.
+    return Response(content=body, media_type="application/json",
+                    headers={"ETag": tag, "Cache-Control": "private, no-cache"})
 
 
 def text_with_etag(request: Request, text: str) -> Response:

@@ -13,8 +13,8 @@ class HttpMetrics:
     """Records request count and latency per route template (not per raw path, to bound label cardinality).
 
     Plain ASGI: Starlette's ``BaseHTTPMiddleware`` runs the rest of the application in a task of its own and passes
-    every answer through a stream, ~0.7 ms of the ~10 ms of CPU a request for policies took (docs/benchmarks.md,
-    finding 13). An exception that escapes the application is counted as the 500 it becomes further out.
+    every answer through a stream, ~10 % of the samples of a request for policies (docs/benchmarks.md, finding 13).
+    An exception that escapes the application is counted as the 500 it becomes further out.
     """
 
     def __init__(self, app: ASGIApp, service: str) -> None:

@@ -154,5 +154,5 @@ def test_span_and_trace_ids_are_never_zero(monkeypatch: pytest.MonkeyPatch) -> N
     drawn = iter([0, 7, 0, 9])
     monkeypatch.setattr(tracing.random, "getrandbits", lambda bits: next(drawn))
     with traced("step", None) as handed_on:
-        pass
+        assert trace_id_var.get() == f"{7:032x}"
     assert handed_on == f"00-{7:032x}-{9:016x}-03"

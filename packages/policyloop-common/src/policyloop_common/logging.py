@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -12,12 +11,14 @@ from datetime import UTC, datetime
 
 import orjson
 
+from policyloop_common.json_encoding import json_bytes
+
 feedback_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("feedback_id", default=None)
 trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
 
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # orjson writes a line in a tenth of the time of json.dumps (~0.8 against ~7.6 µs; a consumer logs a line per
-# event). Timestamps and dataclasses in fields go through ``str`` as they did with json.dumps.
+# event). Timestamps and dataclasses in fields go through ``str``, as they did with json.dumps.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -43,11 +44,7 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        try:
-            return orjson.dumps(line, default=str, option=_ORJSON_OPTIONS).decode()
-        except orjson.JSONEncodeError:
-            # What orjson refuses (integers beyond 64 bits, a string with a lone surrogate) is still logged.
-            return json.dumps(line, default=str, ensure_ascii=False, separators=(",", ":"))
+        return json_bytes(line, option=_ORJSON_OPTIONS, default=str).decode()
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -9,24 +9,23 @@ beyond 64 bits in a feedback's context, say — goes through the standard encode
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
 
 import orjson
+
+from policyloop_common import json_encoding
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS  # keys such as integers become strings, as with json.dumps
 
 
 def json_bytes(value: Any) -> bytes:
     """``value`` as JSON, UTF-8 encoded."""
-    try:
-        return orjson.dumps(value, option=_OPTIONS)
-    except TypeError:
-        return json.dumps(value, default=_iso_format).encode()
+    return json_encoding.json_bytes(value, option=_OPTIONS, default=_iso_format)
 
 
 def _iso_format(value: Any) -> str:
+    # orjson writes dates itself: this is for the standard encoder, when orjson refused something else in the value.
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -144,6 +144,15 @@ def test_a_connection_the_server_dropped_is_replaced_before_the_next_call(behavi
     assert behaviour.opened == 2
 
 
+def test_a_connection_idle_past_the_expiry_is_replaced(behaviour: Behaviour) -> None:
+    # Expiry 0: every connection has been idle long enough by its next call. Nothing is dropped on the way here,
+    # so without the expiry the three calls would share one connection.
+    sdk = client(behaviour.base_url, ThreadConnectionTransport(keepalive_expiry=0.0))
+    assert [call(sdk, number)["echo"] for number in range(3)] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert behaviour.opened == 3
+    eventually(lambda: behaviour.ended == 2, timeout=10, interval=0.02, what="the replaced connections closed")
+
+
 def test_an_answer_closing_the_connection_is_followed_by_a_new_one(behaviour: Behaviour) -> None:
     sdk = client(behaviour.base_url, ThreadConnectionTransport())
     behaviour.mode = "connection-close"

@@ -18,12 +18,16 @@ import select
 import socket
 import ssl
 import threading
+import time
 import urllib.request
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx2
 
-_CONNECTION_KINDS = {"http": http.client.HTTPConnection, "https": http.client.HTTPSConnection}
+# A connection idle this long is not reused (httpx's default): servers and the middleboxes before them drop idle
+# connections after some time, not always with a word.
+KEEPALIVE_EXPIRY_SECONDS = 5.0
 
 
 def direct_to(url: str) -> bool:
@@ -38,8 +42,10 @@ def direct_to(url: str) -> bool:
 class ThreadConnectionTransport(httpx2.BaseTransport):
     """One keep-alive HTTP/1.1 connection per thread and server, reused call after call; whole answers only."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None,
+                 keepalive_expiry: float = KEEPALIVE_EXPIRY_SECONDS) -> None:
         self._ssl_context = ssl_context
+        self._keepalive_expiry = keepalive_expiry
         self._local = threading.local()
         # Every connection made, for ``close``: a thread's own are reached through ``_local`` without a lock.
         self._all: list[http.client.HTTPConnection] = []
@@ -48,7 +54,8 @@ class ThreadConnectionTransport(httpx2.BaseTransport):
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         """Send ``request`` on the calling thread's connection to its server and read the answer whole."""
         timeouts = request.extensions.get("timeout", {})
-        connection = self._connection(request.url)
+        held = self._connection(request.url)
+        connection = held.connection
         failure: tuple[type[httpx2.TransportError], type[httpx2.TransportError]] = (httpx2.ConnectTimeout,
                                                                                   httpx2.ConnectError)
         try:
@@ -66,6 +73,7 @@ class ThreadConnectionTransport(httpx2.BaseTransport):
             connection.sock.settimeout(timeouts.get("read"))
             answer = connection.getresponse()
             body = answer.read()
+            held.idle_since = time.monotonic()
         except (OSError, http.client.HTTPException) as error:
             connection.close()
             raise _mapped(error, *failure) from error
@@ -79,30 +87,49 @@ class ThreadConnectionTransport(httpx2.BaseTransport):
     def close(self) -> None:
         """Close every thread's connections (a thread's next call opens a new one)."""
         with self._all_lock:
-            connections, self._all = self._all, []
+            connections = list(self._all)
         for connection in connections:
             connection.close()
 
-    def _connection(self, url: httpx2.URL) -> http.client.HTTPConnection:
-        """The calling thread's connection to ``url``'s server, closed first if the server has dropped it."""
+    def _connection(self, url: httpx2.URL) -> _Kept:
+        """The calling thread's connection to ``url``'s server, closed first if it may no longer carry a call."""
         origin = (url.scheme, url.host, url.port)
-        connections: dict[tuple, http.client.HTTPConnection] | None = getattr(self._local, "connections", None)
-        if connections is None:
-            connections = self._local.connections = {}
-        connection = connections.get(origin)
-        if connection is None:
-            kind = _CONNECTION_KINDS.get(url.scheme)
-            if kind is None:
-                raise httpx2.UnsupportedProtocol(f"no transport for {url.scheme!r} URLs")
-            options = {"context": self._ssl_context or httpx2.create_ssl_context()} if url.scheme == "https" else {}
-            connection = connections[origin] = kind(url.host, url.port, **options)
+        kept: dict[tuple, _Kept] | None = getattr(self._local, "connections", None)
+        if kept is None:
+            kept = self._local.connections = {}
+        now = time.monotonic()
+        held = kept.get(origin)
+        if held is None:
+            held = kept[origin] = _Kept(self._new_connection(url), now)
             with self._all_lock:
-                self._all.append(connection)
-        elif connection.sock is not None and _readable(connection.sock):
-            # An idle connection has nothing to read unless the server closed it (or broke the protocol): sending
-            # on it would fail half-way, so it is replaced now, as httpcore does before reusing one.
-            connection.close()
-        return connection
+                self._all.append(held.connection)
+        elif held.connection.sock is not None and (now - held.idle_since >= self._keepalive_expiry
+                                                   or _readable(held.connection.sock)):
+            # A connection idle for long may have been dropped on the way without a word (a NAT's or a load
+            # balancer's idle timeout): the call would wait out its whole timeout. One with something to read while
+            # idle was closed by its server (or broke the protocol): the call would fail half-way. Either is
+            # replaced now, as httpcore does before reusing one.
+            held.connection.close()
+        return held
+
+    def _new_connection(self, url: httpx2.URL) -> http.client.HTTPConnection:
+        if url.scheme == "http":
+            return http.client.HTTPConnection(url.host, url.port)
+        if url.scheme == "https":
+            if self._ssl_context is None:
+                # Built once, lazily: loading the trusted certificates takes milliseconds. Two threads racing here
+                # build two equal contexts, one of which is kept.
+                self._ssl_context = httpx2.create_ssl_context()
+            return http.client.HTTPSConnection(url.host, url.port, context=self._ssl_context)
+        raise httpx2.UnsupportedProtocol(f"no transport for {url.scheme!r} URLs")
+
+
+@dataclass
+class _Kept:
+    """A thread's connection to one server, and since when it has been idle (its last answer read)."""
+
+    connection: http.client.HTTPConnection
+    idle_since: float
 
 
 def _readable(sock: socket.socket) -> bool:

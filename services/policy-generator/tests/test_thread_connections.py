@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx2
 import openai
 import pytest
 from cryptography import x509
@@ -265,3 +266,12 @@ def test_a_proxy_in_the_environment_keeps_the_sdks_transport(monkeypatch: pytest
     assert OpenAIProvider(api_key="k", base_url="http://vllm.internal:8000/v1").transport is not None
     monkeypatch.setenv("NO_PROXY", "api.openai.com")
     assert direct_to("https://api.openai.com/v1")
+
+
+@pytest.mark.parametrize(("url", "host", "port"), [("https://api.openai.com/v1", "api.openai.com", 443),
+                                                   ("http://[::1]/v1", "::1", 80),
+                                                   ("https://[2001:db8::7]:8443/v1", "2001:db8::7", 8443)])
+def test_a_connection_goes_to_the_urls_host_and_port(url: str, host: str, port: int) -> None:
+    # Nothing is connected: the connection is only made ready for the URL's server.
+    connection = ThreadConnectionTransport()._connection(httpx2.URL(url)).connection
+    assert (connection.host, connection.port) == (host, port)

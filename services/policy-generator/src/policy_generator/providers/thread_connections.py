@@ -113,14 +113,15 @@ class ThreadConnectionTransport(httpx2.BaseTransport):
         return held
 
     def _new_connection(self, url: httpx2.URL) -> http.client.HTTPConnection:
+        # The port always given: http.client would read one out of an IPv6 address's last group otherwise.
         if url.scheme == "http":
-            return http.client.HTTPConnection(url.host, url.port)
+            return http.client.HTTPConnection(url.host, url.port or 80)
         if url.scheme == "https":
             if self._ssl_context is None:
                 # Built once, lazily: loading the trusted certificates takes milliseconds. Two threads racing here
                 # build two equal contexts, one of which is kept.
                 self._ssl_context = httpx2.create_ssl_context()
-            return http.client.HTTPSConnection(url.host, url.port, context=self._ssl_context)
+            return http.client.HTTPSConnection(url.host, url.port or 443, context=self._ssl_context)
         raise httpx2.UnsupportedProtocol(f"no transport for {url.scheme!r} URLs")
 
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from policy_generator.providers.openai_provider import OpenAIProvider
-from policy_generator.providers.thread_connections import ThreadConnectionTransport, direct_to
+from policy_generator.providers.thread_connections import ThreadConnectionTransport, direct_to, sdk_http_client
 from tests.support.polling import eventually
 
 ANSWER = {"answer": "ok"}
@@ -255,18 +255,23 @@ def test_https_is_verified_against_the_trusted_certificates(certificate: tuple[s
 
 def test_a_proxy_in_the_environment_keeps_the_sdks_transport(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                 "no_proxy"):
+                 "no_proxy", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     assert direct_to("https://api.openai.com/v1")
-    assert OpenAIProvider(api_key="k").transport is not None
+    assert OpenAIProvider(api_key="k").http_client is not None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert not direct_to("https://api.openai.com/v1")
     assert direct_to("http://127.0.0.1:8000/v1")  # only https is proxied
-    assert OpenAIProvider(api_key="k").transport is None
-    assert OpenAIProvider(api_key="k", base_url="http://vllm.internal:8000/v1").transport is not None
-    monkeypatch.setenv("NO_PROXY", "api.openai.com")
-    assert direct_to("https://api.openai.com/v1")
-
+    assert OpenAIProvider(api_key="k").http_client is None
+    assert OpenAIProvider(api_key="k", base_url="http://vllm.internal:8000/v1").http_client is not None
+    # The SDK's own default, or the one the environment gives it, is where the calls go.
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://vllm.internal:8000/v1")
+    assert OpenAIProvider(api_key="k").http_client is not None
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.internal:3128")
+    assert sdk_http_client(None) is None
+    monkeypatch.setenv("NO_PROXY", "vllm.internal")
+    assert sdk_http_client(None) is not None
+    assert isinstance(sdk_http_client(None)._transport, ThreadConnectionTransport)
 
 @pytest.mark.parametrize(("url", "host", "port"), [("https://api.openai.com/v1", "api.openai.com", 443),
                                                    ("http://[::1]/v1", "::1", 80),

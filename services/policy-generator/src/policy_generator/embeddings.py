@@ -26,6 +26,7 @@ import openai
 from policy_generator.dedup import policy_text
 from policy_generator.metrics import EMBEDDING_CALLS
 from policy_generator.providers.base import Candidate
+from policy_generator.providers.thread_connections import sdk_http_client
 from policyloop_common.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ class PolicyEmbeddings:
 
     def __init__(self, *, api_key: str, base_url: str | None, model: str, timeout_seconds: float = 10.0) -> None:
         self.model = model
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_seconds, max_retries=1)
+        # Every decision thread embeds its feedback: each on a connection of its own (``thread_connections``).
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_seconds, max_retries=1,
+                                     http_client=sdk_http_client(base_url))
         self._vectors: dict[tuple[str, int], list[float]] = {}
         self._lock = threading.Lock()
 

@@ -6,7 +6,6 @@ import functools
 import itertools
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -20,7 +19,7 @@ from policy_generator.metrics import LLM_COST, LLM_ERRORS, LLM_REQUEST_SECONDS
 from policy_generator.prompts import SYSTEM_PROMPT, decision_schema, user_message
 from policy_generator.providers.base import DecisionRequest, ProviderDecision, ProviderError, Verdict
 from policy_generator.providers.call_budget import CallBudget, estimate_tokens
-from policy_generator.providers.thread_connections import ThreadConnectionTransport, direct_to
+from policy_generator.providers.thread_connections import sdk_http_client
 from policyloop_common.events import TokenUsage
 from policyloop_common.policy import PolicyContent
 
@@ -41,8 +40,6 @@ _REQUEST_OPTIONS = {"security": {"bearer_auth": True}}
 # 16 keeps each pool to a few connections at the in-flight limits in use. Direct calls share one
 # ``ThreadConnectionTransport``, which has no pool to walk.
 CLIENTS = 16
-# Where the SDK sends calls when neither ``base_url`` nor OPENAI_BASE_URL says otherwise.
-SDK_BASE_URL = "https://api.openai.com/v1"
 
 
 class _ModelAnswer(BaseModel):
@@ -133,13 +130,10 @@ class OpenAIProvider:
         # client, given in turn (see CLIENTS); a client is thread-safe, so threads beyond CLIENTS share them. A
         # client takes ~65 ms to build, so each is built by the first thread given it, not all at start-up.
         # Straight to the server, each thread on its own connection (``thread_connections``); through a proxy the
-        # environment names, the SDK's own transport, which knows proxies.
-        direct = direct_to(base_url or os.environ.get("OPENAI_BASE_URL") or SDK_BASE_URL)
-        self.transport = ThreadConnectionTransport() if direct else None
+        # environment names, the SDK's own transport, which knows proxies. One HTTP client for all the SDK clients.
+        self.http_client = sdk_http_client(base_url)
         self._new_client = functools.partial(openai.OpenAI, api_key=api_key, base_url=base_url,
-                                             timeout=timeout_seconds, max_retries=0,
-                                             http_client=openai.DefaultHttpxClient(transport=self.transport)
-                                             if direct else None)
+                                             timeout=timeout_seconds, max_retries=0, http_client=self.http_client)
         self._clients: list[openai.OpenAI | None] = [None] * CLIENTS
         self._clients_lock = threading.Lock()
         self._next_client = itertools.count()

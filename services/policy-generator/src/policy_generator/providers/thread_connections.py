@@ -9,11 +9,13 @@ thread-local and spoken to with ``http.client`` costs a fraction of it, and no t
 What it does not do, the provider never asks of it: it reads each answer whole (the provider does not stream),
 speaks HTTP/1.1 only, and connects directly. ``direct_to`` tells whether the environment routes a URL through a
 proxy (``HTTPS_PROXY`` and friends, which the SDK's own transport honours): then the SDK's transport is kept.
+``sdk_http_client`` makes that choice for a client of the SDK.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import select
 import socket
 import ssl
@@ -24,10 +26,22 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx2
+import openai
 
 # A connection idle this long is not reused (httpx's default): servers and the middleboxes before them drop idle
 # connections after some time, not always with a word.
 KEEPALIVE_EXPIRY_SECONDS = 5.0
+# Where the SDK sends calls when neither its ``base_url`` nor OPENAI_BASE_URL says otherwise.
+SDK_BASE_URL = "https://api.openai.com/v1"
+
+
+def sdk_http_client(base_url: str | None) -> httpx2.Client | None:
+    """The ``http_client`` for an SDK client calling ``base_url``: on thread connections when the calls go straight
+    to the server, None (the SDK's own, which knows proxies) when the environment names a proxy for it."""
+    if not direct_to(base_url or os.environ.get("OPENAI_BASE_URL") or SDK_BASE_URL):
+        return None
+    # The SDK's defaults (timeouts, redirects) around the transport, as its own client has them.
+    return openai.DefaultHttpxClient(transport=ThreadConnectionTransport())
 
 
 def direct_to(url: str) -> bool:

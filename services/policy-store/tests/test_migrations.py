@@ -88,3 +88,21 @@ def test_reanalysis_revision_upgrades_downgrades_and_upgrades_again(database_url
     assert "reanalysis_run_id" not in columns(database_url, "feedback")
     upgrade(database_url)
     assert columns(database_url, "feedback") == set(Base.metadata.tables["feedback"].columns.keys())
+
+
+def test_imported_history_index_revision_upgrades_downgrades_and_upgrades_again(database_url: str) -> None:
+    upgrade(database_url, "0004")
+    assert "ix_policy_history_imported" not in indexes(database_url, "policy_history")
+    upgrade(database_url, "0005")
+    engine = create_engine(database_url)
+    try:
+        (imported,) = [index for index in inspect(engine).get_indexes("policy_history")
+                       if index["name"] == "ix_policy_history_imported"]
+        assert imported["column_names"] == ["policy_id"]
+        assert "imported" in imported["dialect_options"]["postgresql_where"]
+    finally:
+        engine.dispose()
+    downgrade(database_url, "0004")
+    assert "ix_policy_history_imported" not in indexes(database_url, "policy_history")
+    upgrade(database_url)
+    assert {"ix_policy_history_policy_id", "ix_policy_history_imported"} <= indexes(database_url, "policy_history")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -84,6 +84,8 @@ class PolicyHistory(Base):
     """Every change of a policy: what happened, to which version, who did it, when and why."""
 
     __tablename__ = "policy_history"
+    # The imports alone, for the twin check's "not imported" test (migration 0005).
+    __table_args__ = (Index("ix_policy_history_imported", "policy_id", postgresql_where=text("action = 'imported'")),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     policy_id: Mapped[str] = mapped_column(String(64), index=True)

@@ -41,6 +41,8 @@ class Behaviour:
 
 
 class Handler(BaseHTTPRequestHandler):
+    """Echoes each POSTed body in a JSON answer, keeping the connection open or not as ``behaviour.mode`` says."""
+
     protocol_version = "HTTP/1.1"
     behaviour: Behaviour
 

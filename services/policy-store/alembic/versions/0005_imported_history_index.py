@@ -1,10 +1,11 @@
 """An index of the history rows that record an import, for the twin check's "not imported" test.
 
 The twin check (policy_store/twins.py) leaves imported policies out of every new policy's nearest neighbours: for
-each neighbour it walks, one look-up of the policy's history rows with action 'imported'. Through the index of all
-history rows that look-up read the neighbour's every row; in a plan of 300 probes it was 71 % of the statement's
-buffer reads, and the statement the largest share of the store's time in PostgreSQL (docs/benchmarks.md). Imports
-are few, so this partial index is small and the look-up usually finds it empty.
+each neighbour it walks, one look-up of the policy's history rows with action 'imported'. With an index on
+policy_id alone, that look-up fetched every history row of the neighbour to read its action: 71 % of the
+statement's buffer reads in a plan of 300 probes, and the statement the largest share of the store's time in
+PostgreSQL (docs/benchmarks.md, finding 15). Imports are few, so this partial index is small and the look-up
+usually finds it empty.
 
 Revision ID: 0005
 Revises: 0004

@@ -14,6 +14,7 @@ from policy_store.materializer import Materializer
 from policy_store.metrics import EVENTS_APPLIED
 from policyloop_common.cloudevents import IncomingEvent, UnreadableEvent, decode
 from policyloop_common.kafka.batch_loop import BatchConsumerLoop
+from policyloop_common.kafka.consumer import PER_TOPIC
 from policyloop_common.kafka.dead_letters import dead_letter_for
 from policyloop_common.kafka.offsets import next_offsets
 from policyloop_common.kafka.producer import DurableProducer, PublishFailed
@@ -29,6 +30,11 @@ class StoreConsumer(BatchConsumerLoop):
 
     thread_name = "store-consumer"
     service = "policy-store"
+    # The store reads four topics whose traffic differs (feedback and decisions busy, reviews and usage quiet):
+    # each replica takes its share of every topic. It holds nothing between polls, so the pause of an eager
+    # rebalance costs it no work; and the submission and the decision of a feedback (same key, same partition
+    # number) are applied by the same replica.
+    assignment = PER_TOPIC
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, topics: list[str],
                  session_factory: sessionmaker[Session], materializer: Materializer, dead_letters: DurableProducer,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from policyloop_common.kafka.consumer import consumer_config
+from policyloop_common.kafka.consumer import INCREMENTAL, consumer_config
 from policyloop_common.kafka.consumer_lag import STATISTICS_INTERVAL_MS, ConsumerLagGauge
 from policyloop_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, INTERNAL_ERRORS
 
@@ -24,11 +24,14 @@ class BatchConsumerLoop(abc.ABC):
     thread_name = "consumer-loop"
     # The ``service`` label of this loop's metrics.
     service = "policyloop"
+    # How the group shares the partitions (``policyloop_common.kafka.consumer``); every member must agree.
+    assignment = INCREMENTAL
 
     def __init__(self, kafka: Mapping[str, str], *, group_id: str, topics: list[str], batch_size: int,
                  poll_timeout: float) -> None:
         self._lag = ConsumerLagGauge(self.service)
-        self.consumer = Consumer(consumer_config(kafka, group_id=group_id, stats_cb=self._lag.on_statistics,
+        self.consumer = Consumer(consumer_config(kafka, group_id=group_id, assignment=self.assignment,
+                                                 stats_cb=self._lag.on_statistics,
                                                  **{"statistics.interval.ms": STATISTICS_INTERVAL_MS}))
         self._topics = topics
         self._batch_size = batch_size

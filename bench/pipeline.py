@@ -11,7 +11,7 @@ import time
 import uuid
 
 import httpx
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from bench.harness import BenchRun, Service, Topics, wait_for
@@ -67,7 +67,10 @@ def wait_group_assigned(bootstrap: str, group: str, members: int, partitions: in
     admin = AdminClient({"bootstrap.servers": bootstrap})
 
     def assigned() -> bool:
-        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        try:
+            description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        except KafkaException:
+            return False  # the group's coordinator not ready yet (a broker just started, the group not created)
         shares = [len(member.assignment.topic_partitions) for member in description.members]
         return len(shares) == members and sum(shares) == partitions and min(shares) >= partitions // members
 

@@ -46,7 +46,8 @@ class Member(BatchConsumerLoop):
 
 
 @pytest.fixture
-def members(kafka_bootstrap: str) -> Iterator[list[Member]]:
+def members() -> Iterator[list[Member]]:
+    """The members a test starts, stopped after it."""
     started: list[Member] = []
     yield started
     for member in started:
